@@ -1,0 +1,1 @@
+"""fairflip: minority collective action for fairness."""
