@@ -1,0 +1,1 @@
+"""Oracle solvers of the bilevel flip problem (installed as ``fairflip.solvers``)."""

@@ -1,0 +1,249 @@
+"""L2-regularised linear firms (logistic, ridge, smoothed hinge) trained by batched Newton in torch.
+
+The inner problem, in scikit-learn's convention (intercept not penalised):
+
+    J(theta; y) = C * sum_i s_i * l(x_i . w + b, y_i) + 0.5 * ||w||^2,      theta = (w, b)
+
+with s_i optional sample weights. For ``loss="logistic"`` this is ``sklearn.linear_model.LogisticRegression(C=C)``;
+for ``loss="squared"`` it is ``sklearn.linear_model.RidgeClassifier(alpha=1/C)`` up to the factor 2/C.
+Several label vectors (K flip sets of the same data) are solved at once: every tensor carries a leading batch
+dimension K, so sweeps, greedy search and the oracle's rounding retrain all candidates in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from .._errors import FairflipError, check_binary
+from .losses import MarginLoss, get_loss
+
+FIRM_NAMES = {"logistic": "logistic", "squared": "ridge", "smoothed-hinge": "smoothed-hinge"}
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A fitted linear firm: scores f = X @ coef + intercept, prediction 1 iff f > score_threshold."""
+
+    coef: np.ndarray
+    intercept: float
+    score_threshold: float = 0.0
+    loss: str = "logistic"
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Scores of the rows of ``X`` (shape (n, d)), shape (n,)."""
+        return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels of the rows of ``X`` (shape (n, d)), shape (n,) int64 in {0, 1}."""
+        return (self.decision_function(X) > self.score_threshold).astype(np.int64)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1 | x) for the logistic firm, shape (n,); other losses have no probabilities."""
+        if self.loss != "logistic":
+            raise FairflipError(f"the {self.loss} firm has no probabilities; use decision_function")
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+
+@dataclass(frozen=True)
+class LinearFirm:
+    """An L2-regularised linear classifier with a smooth loss, fitted exactly by damped Newton.
+
+    Args:
+        loss: ``"logistic"`` (the paper's firm), ``"squared"`` (ridge classifier, targets -1/+1) or
+            ``"smoothed-hinge"`` (quadratically smoothed SVM).
+        C: inverse regularisation strength, scikit-learn's convention (C = 1.0 by default).
+        threshold: probability threshold of the logistic firm (0.5); other losses predict 1 iff score > 0.
+        tol: Newton stops when every batch member's step is below ``tol`` in max-norm.
+        max_iter: Newton iteration cap.
+        device: ``None`` picks CUDA when available, else CPU.
+        dtype: torch dtype of the solve (float64 by default).
+        memory_budget: bytes a Hessian assembly may use at once (the batch is chunked to fit).
+    """
+
+    loss: str = "logistic"
+    C: float = 1.0
+    threshold: float = 0.5
+    tol: float = 1e-10
+    max_iter: int = 100
+    device: str | None = None
+    dtype: torch.dtype = torch.float64
+    memory_budget: int = 1 << 28
+
+    def __post_init__(self) -> None:
+        get_loss(self.loss)
+        if not (self.C > 0) or math.isinf(self.C):
+            raise FairflipError(f"C must be a positive finite number, got {self.C!r}")
+        if not (0 < self.threshold < 1):
+            raise FairflipError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+
+    # ----- the inner problem (pure functions of theta, design matrix and labels) -----
+    @property
+    def name(self) -> str:
+        """The firm's name as the CLI knows it: logistic, ridge or smoothed-hinge."""
+        return FIRM_NAMES[self.loss]
+
+    @property
+    def margin_loss(self) -> MarginLoss:
+        """The per-example loss with its derivatives."""
+        return get_loss(self.loss)
+
+    @property
+    def score_threshold(self) -> float:
+        """Score above which the firm predicts 1."""
+        if self.loss == "logistic":
+            return math.log(self.threshold / (1 - self.threshold))
+        return 0.0
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The resolved device."""
+        return resolve_device(self.device)
+
+    def design(self, X: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Return [X, 1] on the firm's device and dtype, shape (n, d + 1)."""
+        Xt = torch.as_tensor(X, dtype=self.dtype, device=self.torch_device)
+        if Xt.ndim != 2:
+            raise FairflipError(f"X must be a 2-D matrix, got shape {tuple(Xt.shape)}")
+        if not torch.isfinite(Xt).all():
+            raise FairflipError("X contains NaN or infinite values")
+        return torch.cat([Xt, torch.ones(Xt.shape[0], 1, dtype=self.dtype, device=Xt.device)], dim=1)
+
+    def _reg(self, p: int, like: torch.Tensor) -> torch.Tensor:
+        r = torch.ones(p, dtype=like.dtype, device=like.device)
+        r[-1] = 0.0
+        return r
+
+    def objective(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
+        """J(theta; y) for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K,)."""
+        F = theta @ Xd.T
+        L = self.margin_loss.value(F, Y)
+        if sw is not None:
+            L = L * sw
+        return self.C * L.sum(-1) + 0.5 * (theta[..., :-1] ** 2).sum(-1)
+
+    def gradient(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
+        """dJ/dtheta for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K, p)."""
+        G = self.margin_loss.d1(theta @ Xd.T, Y)
+        if sw is not None:
+            G = G * sw
+        return self.C * G @ Xd + theta * self._reg(theta.shape[-1], theta)
+
+    def hessian(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
+        """d2J/dtheta2 for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K, p, p).
+
+        Assembled in chunks of the batch so no more than ``memory_budget`` bytes are live at once.
+        """
+        W = self.margin_loss.d2(theta @ Xd.T, Y)
+        if sw is not None:
+            W = W * sw
+        K, p = theta.shape
+        n = Xd.shape[0]
+        chunk = max(1, self.memory_budget // max(1, n * p * Xd.element_size()))
+        H = torch.empty(K, p, p, dtype=Xd.dtype, device=Xd.device)
+        for s in range(0, K, chunk):
+            Wk = W[s:s + chunk]
+            H[s:s + chunk] = (Xd.T.unsqueeze(0) * Wk.unsqueeze(1)) @ Xd
+        H.mul_(self.C)
+        H.diagonal(dim1=-2, dim2=-1).add_(self._reg(p, theta))
+        return H
+
+    # ----- the solver -----
+    def fit_params(
+        self,
+        Xd: torch.Tensor,
+        Y: torch.Tensor,
+        *,
+        sample_weight: torch.Tensor | None = None,
+        init: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Minimise J for every row of ``Y`` at once by damped Newton (backtracking Armijo line search).
+
+        Args:
+            Xd: design matrix with intercept column, shape (n, p) (see :meth:`design`).
+            Y: labels, shape (K, n) or (n,), entries in [0, 1] (soft labels allowed).
+            sample_weight: shape (n,) non-negative weights, or None.
+            init: warm start, shape (K, p) or (p,); zeros by default.
+
+        Returns:
+            theta*, shape (K, p) (or (p,) when ``Y`` was 1-D).
+        """
+        squeeze = Y.ndim == 1
+        Y = torch.atleast_2d(Y.to(Xd.dtype))
+        if Y.shape[-1] != Xd.shape[0]:
+            raise FairflipError(f"labels have {Y.shape[-1]} entries but X has {Xd.shape[0]} rows")
+        K, p = Y.shape[0], Xd.shape[1]
+        if init is None:
+            theta = torch.zeros(K, p, dtype=Xd.dtype, device=Xd.device)
+        else:
+            theta = torch.atleast_2d(init.to(Xd)).expand(K, p).clone()
+        reg_eye = 1e-10 * torch.eye(p, dtype=Xd.dtype, device=Xd.device)
+        for _ in range(self.max_iter):
+            g = self.gradient(theta, Xd, Y, sample_weight)
+            H = self.hessian(theta, Xd, Y, sample_weight)
+            L, info = torch.linalg.cholesky_ex(H)
+            if bool((info > 0).any()):
+                L, _ = torch.linalg.cholesky_ex(H + reg_eye * (1 + H.diagonal(dim1=-2, dim2=-1).abs().max()))
+            step = torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+            if float(step.abs().max()) < self.tol:
+                theta = theta - step
+                break
+            theta = self._line_search(theta, step, g, Xd, Y, sample_weight)
+        return theta[0] if squeeze else theta
+
+    def _line_search(self, theta, step, g, Xd, Y, sw) -> torch.Tensor:
+        J0 = self.objective(theta, Xd, Y, sw)
+        decrease = (g * step).sum(-1)
+        t = torch.ones_like(J0)
+        slack = 1e-13 * (1 + J0.abs())
+        for _ in range(40):
+            cand = theta - t.unsqueeze(-1) * step
+            ok = self.objective(cand, Xd, Y, sw) <= J0 - 1e-4 * t * decrease + slack
+            if bool(ok.all()):
+                break
+            t = torch.where(ok, t, 0.5 * t)
+        return theta - t.unsqueeze(-1) * step
+
+    # ----- numpy-facing API -----
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearModel:
+        """Train on hard labels.
+
+        Args:
+            X: shape (n, d) design matrix (already prepared, without intercept column).
+            y: shape (n,) labels in {0, 1}.
+            sample_weight: shape (n,) non-negative weights, or None.
+
+        Returns:
+            the fitted :class:`LinearModel` (numpy, float64).
+        """
+        y = check_binary("y", y)
+        theta = self.fit_many(X, y[None, :], sample_weight=sample_weight)[0]
+        return self.model_from_params(theta)
+
+    def fit_many(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """Train one model per row of ``Y`` (shape (K, n), labels in [0, 1]) on the same X (n, d) -> (K, d + 1)."""
+        Xd = self.design(X)
+        Yt = torch.as_tensor(np.asarray(Y), dtype=self.dtype, device=Xd.device)
+        if Yt.ndim != 2:
+            raise FairflipError(f"Y must have shape (K, n), got {tuple(Yt.shape)}")
+        sw = None
+        if sample_weight is not None:
+            sw = torch.as_tensor(np.asarray(sample_weight), dtype=self.dtype, device=Xd.device)
+            if sw.shape != (Xd.shape[0],) or bool((sw < 0).any()):
+                raise FairflipError("sample_weight must be a non-negative vector with one entry per row")
+        return self.fit_params(Xd, Yt, sample_weight=sw).cpu().numpy()
+
+    def model_from_params(self, theta: np.ndarray) -> LinearModel:
+        """Wrap a parameter vector (shape (d + 1,), intercept last) as a :class:`LinearModel`."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return LinearModel(theta[:-1].copy(), float(theta[-1]), self.score_threshold, self.loss)
+
+    def predict_many(self, X: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+        """Predictions of K parameter vectors (shape (K, d + 1)) on X (n, d) -> (K, n) int64."""
+        thetas = np.atleast_2d(thetas)
+        scores = np.asarray(X, dtype=np.float64) @ thetas[:, :-1].T + thetas[:, -1]
+        return (scores.T > self.score_threshold).astype(np.int64)

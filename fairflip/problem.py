@@ -1,0 +1,260 @@
+"""The flip problem: training data, firm, collective and objective, and how a flip set is scored.
+
+A :class:`FlipProblem` is everything an omniscient method (the oracle) may use. Heuristic strategies see only
+its :meth:`FlipProblem.view`, the collective's own rows plus the majority rows it knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._errors import FairflipError
+from .collective import Collective, Direction, make_collective
+from .datasets import Dataset
+from .features import FeaturePreparer
+from .firms import Firm, LinearFirm, make_firm
+from .metrics import OBJECTIVES, all_metrics, error_rate, fairness
+
+
+@dataclass(frozen=True)
+class CollectiveView:
+    """What a real collective knows: its members' rows and the majority rows it was given.
+
+    Row indices are global (into the training rows); matrices are the firm's prepared features *without* the
+    group column (members and majority rows differ in it by construction).
+
+    Attributes:
+        member_rows: shape (m,) int64, sorted.
+        X_members: shape (m, d'), y_members: shape (m,).
+        candidate_rows: shape (c,) int64, sorted; members carrying the source label.
+        X_candidates: shape (c, d').
+        majority_rows: shape (k,) int64, sorted; the known majority rows.
+        X_majority: shape (k, d'), y_majority: shape (k,).
+        source_label, target_label: the flip goes source -> target.
+    """
+
+    member_rows: np.ndarray
+    X_members: np.ndarray
+    y_members: np.ndarray
+    candidate_rows: np.ndarray
+    X_candidates: np.ndarray
+    majority_rows: np.ndarray
+    X_majority: np.ndarray
+    y_majority: np.ndarray
+    source_label: int
+    target_label: int
+
+
+@dataclass
+class FlipProblem:
+    """One instance of the bilevel problem: choose flips among the candidates to make the firm fairer.
+
+    Attributes:
+        X: shape (n, d) prepared training features (group column last when the firm sees it).
+        y: shape (n,) original training labels.
+        a: shape (n,) minority indicator.
+        collective: who flips, which way, what they know.
+        firm: the training pipeline (never changed).
+        objective: fairness objective the oracle minimises: eqod, eqod-worst, dp or eqopp.
+        error_weight: weight of the error added to the objective (0 by default).
+        X_nogroup: shape (n, d') features without the group column (what kNN distances use).
+        X_counterfactual: shape (n, d) features with every row's group set to the majority.
+        validation: optional (X, y, a) on which the objective is measured instead of the training rows.
+        sample_weight: optional shape (n,) weights the firm trains with.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    a: np.ndarray
+    collective: Collective
+    firm: Firm
+    objective: str = "eqod"
+    error_weight: float = 0.0
+    X_nogroup: np.ndarray | None = None
+    X_counterfactual: np.ndarray | None = None
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    sample_weight: np.ndarray | None = None
+    feature_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise FairflipError(f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
+        if self.error_weight < 0:
+            raise FairflipError(f"error_weight must be non-negative, got {self.error_weight}")
+        n = len(self.y)
+        if self.X.shape[0] != n or len(self.a) != n:
+            raise FairflipError(f"X has {self.X.shape[0]} rows, y {n}, a {len(self.a)}")
+        if self.X_nogroup is None:
+            self.X_nogroup = self.X
+
+    @property
+    def n(self) -> int:
+        """Number of training rows."""
+        return len(self.y)
+
+    @property
+    def candidates(self) -> np.ndarray:
+        """Candidate rows (members with the source label), shape (c,) int64 sorted."""
+        return self.collective.candidates(self.y)
+
+    def view(self) -> CollectiveView:
+        """The collective's knowledge: copies of its members' rows and of the known majority rows only."""
+        col = self.collective
+        members = np.flatnonzero(col.members)
+        cands = self.candidates
+        major = np.flatnonzero(col.known_majority)
+        return CollectiveView(
+            member_rows=members,
+            X_members=self.X_nogroup[members].copy(),
+            y_members=self.y[members].copy(),
+            candidate_rows=cands,
+            X_candidates=self.X_nogroup[cands].copy(),
+            majority_rows=major,
+            X_majority=self.X_nogroup[major].copy(),
+            y_majority=self.y[major].copy(),
+            source_label=col.source_label,
+            target_label=col.target_label,
+        )
+
+    def flipped_labels(self, flipped: np.ndarray) -> np.ndarray:
+        """Training labels with the rows ``flipped`` (shape (k,) indices) flipped, shape (n,)."""
+        flipped = self.check_flips(flipped)
+        y = self.y.copy()
+        y[flipped] = 1 - y[flipped]
+        return y
+
+    def check_flips(self, flipped: np.ndarray, budget: int | None = None) -> np.ndarray:
+        """Return ``flipped`` as sorted unique int64 indices after checking they are candidates (and <= budget)."""
+        idx = np.asarray(flipped, dtype=np.int64).ravel()
+        if len(np.unique(idx)) != len(idx):
+            raise FairflipError("a flip set lists the same row twice")
+        bad = np.setdiff1d(idx, self.candidates)
+        if len(bad):
+            raise FairflipError(f"row(s) {bad[:5].tolist()} are not candidates of the collective")
+        if budget is not None and len(idx) > budget:
+            raise FairflipError(f"the flip set has {len(idx)} rows, more than the budget {budget}")
+        return np.sort(idx)
+
+    def label_matrix(self, flip_sets: list[np.ndarray]) -> np.ndarray:
+        """Labels of K flip sets, shape (K, n) int64."""
+        Y = np.repeat(self.y[None, :], len(flip_sets), axis=0)
+        for k, f in enumerate(flip_sets):
+            f = np.asarray(f, dtype=np.int64)
+            Y[k, f] = 1 - Y[k, f]
+        return Y
+
+    def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None) -> np.ndarray:
+        """Train the firm on each flip set and predict rows of X (default: the training rows) -> (K, m) int64.
+
+        Linear firms train all K at once (batched Newton); other firms are trained one by one.
+        """
+        X_eval = self.X if X is None else X
+        Y = self.label_matrix(flip_sets)
+        if isinstance(self.firm, LinearFirm):
+            thetas = self.firm.fit_many(self.X, Y, sample_weight=self.sample_weight)
+            return self.firm.predict_many(X_eval, thetas)
+        return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
+                         for k in range(len(Y))])
+
+    def objective_of(self, flip_sets: list[np.ndarray]) -> np.ndarray:
+        """The true (hard-prediction) objective of each flip set after exact retraining, shape (K,).
+
+        Measured with the original labels on the validation split when one is set, else on the training rows.
+        """
+        if self.validation is None:
+            X_eval, y_eval, a_eval = self.X, self.y, self.a
+        else:
+            X_eval, y_eval, a_eval = self.validation
+        P = self.predictions(flip_sets, X_eval)
+        return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
+
+    def objective_from_predictions(self, y_true: np.ndarray, y_pred: np.ndarray, a: np.ndarray) -> float:
+        """Objective value of given predictions: fairness + error_weight * error; inputs shape (m,)."""
+        value = fairness(self.objective, y_true, y_pred, a)
+        if self.error_weight:
+            value += self.error_weight * error_rate(y_true, y_pred)
+        return float(value)
+
+
+def build_problem(
+    train: Dataset,
+    *,
+    firm: Firm | str = "logistic",
+    collective_fraction: float | None = 0.3,
+    members: np.ndarray | None = None,
+    direction: Direction = "up",
+    known_majority: int | None = None,
+    objective: str = "eqod",
+    error_weight: float = 0.0,
+    include_group: bool = True,
+    seed: int = 0,
+    C: float = 1.0,
+) -> tuple[FlipProblem, FeaturePreparer]:
+    """Prepare features, draw the collective and assemble a :class:`FlipProblem` from a training Dataset.
+
+    Args:
+        train: training rows (n).
+        firm: a firm object or a name for :func:`fairflip.firms.make_firm`.
+        collective_fraction: share of the minority in the collective (ignored when ``members`` is given).
+        members: shape (n,) explicit membership mask.
+        direction: up, down or auto.
+        known_majority: None (all majority rows known) or m (restricted access).
+        objective: eqod, eqod-worst, dp or eqopp.
+        error_weight: weight of training error added to the objective.
+        include_group: whether the firm sees the group indicator.
+        seed: seed of the collective draw and of the firm when it is random.
+        C: inverse regularisation of linear firms (when ``firm`` is a name).
+
+    Returns:
+        (problem, fitted FeaturePreparer) — use the preparer to transform test data identically.
+    """
+    prep = FeaturePreparer(include_group=include_group).fit(train)
+    X = prep.transform(train)
+    firm_obj = make_firm(firm, C=C, seed=seed) if isinstance(firm, str) else firm
+    col = make_collective(
+        train.y, train.a,
+        fraction=None if members is not None else collective_fraction,
+        members=members, direction=direction, known_majority=known_majority, seed=seed,
+    )
+    problem = FlipProblem(
+        X=X, y=train.y.copy(), a=train.a.copy(), collective=col, firm=firm_obj, objective=objective,
+        error_weight=error_weight, X_nogroup=prep.transform(train, drop_group=True),
+        X_counterfactual=prep.transform(train, counterfactual_group=True), feature_names=prep.feature_names_,
+    )
+    return problem, prep
+
+
+def evaluate_flips(
+    problem: FlipProblem,
+    flipped: np.ndarray,
+    *,
+    test: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+) -> dict:
+    """Retrain the firm on the flipped labels and measure it.
+
+    Args:
+        problem: the flip problem.
+        flipped: shape (k,) candidate row indices to flip.
+        test: optional (X_test (m, d), y_test (m,), a_test (m,), X_test_counterfactual (m, d) or None).
+
+    Returns:
+        ``{"objective": float, "train": metrics, "test": metrics (when given)}``; metrics use the original
+        labels (train) or true labels (test), see :func:`fairflip.metrics.all_metrics`.
+    """
+    y_flip = problem.flipped_labels(flipped)
+    model = problem.firm.fit(problem.X, y_flip, sample_weight=problem.sample_weight)
+    pred = model.predict(problem.X)
+    cf = None if problem.X_counterfactual is None else model.predict(problem.X_counterfactual)
+    out = {"train": all_metrics(problem.y, pred, problem.a, y_pred_counterfactual=cf)}
+    if problem.validation is None:
+        out["objective"] = problem.objective_from_predictions(problem.y, pred, problem.a)
+    else:
+        Xv, yv, av = problem.validation
+        out["objective"] = problem.objective_from_predictions(yv, model.predict(Xv), av)
+    if test is not None:
+        Xt, yt, at, Xt_cf = test
+        pt = model.predict(Xt)
+        out["test"] = all_metrics(yt, pt, at, y_pred_counterfactual=None if Xt_cf is None else model.predict(Xt_cf))
+    return out

@@ -1,0 +1,40 @@
+"""Ranking strategies: score every candidate from the collective's view, flip the top M."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from ..methods import FlipMethod, FlipResult
+from ..problem import CollectiveView, FlipProblem
+
+
+def top_m(scores: np.ndarray, budget: int) -> np.ndarray:
+    """Positions of the ``budget`` highest scores, ties broken by position (stable), shape (min(M, c),)."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return order[:budget]
+
+
+class ScoringStrategy(FlipMethod):
+    """A heuristic that scores candidates (higher = more likely to deserve the target label) from the view only.
+
+    It flips exactly min(M, number of candidates) rows: the top of its ranking.
+    """
+
+    omniscient = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+        view = problem.view()
+        scores = np.asarray(self.score(view), dtype=np.float64)
+        if scores.shape != view.candidate_rows.shape:
+            raise RuntimeError(f"{self.name} returned {scores.shape} scores for {view.candidate_rows.shape} candidates")
+        chosen = view.candidate_rows[top_m(scores, budget)]
+        return FlipResult(flipped=np.sort(chosen), scores=scores)
+
+    @abstractmethod
+    def score(self, view: CollectiveView) -> np.ndarray:
+        """Score of each candidate, shape (c,), in ``view.candidate_rows`` order."""
