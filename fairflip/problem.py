@@ -63,6 +63,8 @@ class FlipProblem:
         X_counterfactual: shape (n, d) features with every row's group set to the majority.
         validation: optional (X, y, a) on which the objective is measured instead of the training rows.
         sample_weight: optional shape (n,) weights the firm trains with.
+        y_counterfactual_prob: optional shape (n,) P0(y = 1 | x_{A<-0}) of every row, known only when the causal
+            model is (synthetic data); the omniscient ``ideal`` strategy reads it.
     """
 
     X: np.ndarray
@@ -77,6 +79,7 @@ class FlipProblem:
     validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     sample_weight: np.ndarray | None = None
     feature_names: list[str] = field(default_factory=list)
+    y_counterfactual_prob: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -88,6 +91,9 @@ class FlipProblem:
             raise FairflipError(f"X has {self.X.shape[0]} rows, y {n}, a {len(self.a)}")
         if self.X_nogroup is None:
             self.X_nogroup = self.X
+        if self.y_counterfactual_prob is not None and np.shape(self.y_counterfactual_prob) != (n,):
+            raise FairflipError(f"y_counterfactual_prob has shape {np.shape(self.y_counterfactual_prob)}, "
+                                f"expected ({n},)")
 
     @property
     def n(self) -> int:
@@ -222,6 +228,7 @@ def build_problem(
         X=X, y=train.y.copy(), a=train.a.copy(), collective=col, firm=firm_obj, objective=objective,
         error_weight=error_weight, X_nogroup=prep.transform(train, drop_group=True),
         X_counterfactual=prep.transform(train, counterfactual_group=True), feature_names=prep.feature_names_,
+        y_counterfactual_prob=None if train.y_counterfactual_prob is None else train.y_counterfactual_prob.copy(),
     )
     return problem, prep
 
