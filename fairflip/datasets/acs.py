@@ -47,7 +47,10 @@ def acs_income_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """Apply the ACSIncome filter and label to raw PUMS person records.
 
     Keeps rows with AGEP > 16, PINCP > 100, WKHP > 0 and PWGTP >= 1 (folktables' ``adult_filter``); the label
-    ``income_gt_50k`` is 1 where PINCP > 50000; missing feature codes become -1 (as folktables' postprocess);
+    ``income_gt_50k`` is 1 where PINCP > 50000; missing feature codes become 0, which is what folktables'
+    postprocess ``np.nan_to_num(x, -1)`` actually does (its second argument is ``copy``, not the fill value), so
+    the rows match folktables' ACSIncome exactly (after the filter only COW and OCCP can be missing, and 0 is
+    no valid code of either);
     ``race_group`` is "White" where RAC1P == 1 (White alone) and "non-White" otherwise.
 
     Args:
@@ -65,7 +68,7 @@ def acs_income_frame(raw: pd.DataFrame) -> pd.DataFrame:
     num = num.loc[keep].reset_index(drop=True)
     if num.empty:
         raise FairflipError("no PUMS row passes the ACSIncome filter (AGEP>16, PINCP>100, WKHP>0, PWGTP>=1)")
-    out = num[FEATURES].fillna(-1).astype(np.int64)
+    out = num[FEATURES].fillna(0).astype(np.int64)
     out[LABEL] = (num["PINCP"] > 50000).astype(np.int64)
     out["race_group"] = np.where(out["RAC1P"] == 1, "White", "non-White")
     return out
@@ -124,7 +127,7 @@ def load_acs_income(
 
     Preprocessing (deterministic, see :func:`acs_income_frame`): folktables' ACSIncome filter and label; AGEP,
     SCHL (ordered education level) and WKHP are numeric; COW, MAR, OCCP, POBP, RELP, SEX and RAC1P are
-    categorical integer codes (-1 = missing). Rows keep the order of the files, states in the order given.
+    categorical integer codes (0 = missing, as in folktables). Rows keep the order of the files, states in the order given.
 
     Args:
         states: two-letter state codes (e.g. ``("CA",)``); ignored when ``csv`` is given.
