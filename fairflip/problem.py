@@ -151,16 +151,49 @@ class FlipProblem:
             Y[k, f] = 1 - Y[k, f]
         return Y
 
+    def _linear_cache(self) -> dict:
+        """Design matrix, weights and the unflipped optimum, kept on the firm's device between calls."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if "Xd" not in cache:
+            import torch
+
+            firm = self.firm
+            cache["Xd"] = firm.design(self.X)
+            cache["sw"] = None if self.sample_weight is None else torch.as_tensor(
+                self.sample_weight, dtype=firm.dtype, device=cache["Xd"].device)
+            y0 = torch.as_tensor(self.y, dtype=firm.dtype, device=cache["Xd"].device)
+            cache["theta0"] = firm.fit_params(cache["Xd"], y0, sample_weight=cache["sw"])
+        return cache
+
+    def fit_flip_sets(self, flip_sets: list[np.ndarray], *, chunk: int = 512) -> np.ndarray:
+        """Exactly retrain a linear firm on K flip sets at once, shape (K, d + 1) (intercept last).
+
+        The batch is solved by Newton warm-started at the unflipped optimum (a few flips move it little), on the
+        firm's device, ``chunk`` flip sets at a time so memory stays O(chunk * n + d^2 * chunk).
+        """
+        import torch
+
+        if not isinstance(self.firm, LinearFirm):
+            raise FairflipError(f"batched retraining needs a linear firm, not '{self.firm.name}'")
+        cache = self._linear_cache()
+        out = []
+        for s in range(0, len(flip_sets), chunk):
+            Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=self.firm.dtype,
+                                device=cache["Xd"].device)
+            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=cache["theta0"]))
+        if not out:
+            return np.zeros((0, self.X.shape[1] + 1))
+        return torch.cat(out).cpu().numpy()
+
     def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None) -> np.ndarray:
         """Train the firm on each flip set and predict rows of X (default: the training rows) -> (K, m) int64.
 
-        Linear firms train all K at once (batched Newton); other firms are trained one by one.
+        Linear firms train all K at once (batched, warm-started Newton); other firms are trained one by one.
         """
         X_eval = self.X if X is None else X
-        Y = self.label_matrix(flip_sets)
         if isinstance(self.firm, LinearFirm):
-            thetas = self.firm.fit_many(self.X, Y, sample_weight=self.sample_weight)
-            return self.firm.predict_many(X_eval, thetas)
+            return self.firm.predict_many(X_eval, self.fit_flip_sets(flip_sets))
+        Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
                          for k in range(len(Y))])
 

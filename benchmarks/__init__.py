@@ -1,0 +1,1 @@
+"""fairflip's benchmarks: run ``python -m benchmarks.run`` from the repository root."""
