@@ -29,6 +29,14 @@ def _rate(y_pred: np.ndarray, mask: np.ndarray, what: str) -> float:
     return float(y_pred[mask].mean())
 
 
+def _group_rate(y_true: np.ndarray, y_pred: np.ndarray, a: np.ndarray, g: int, label: int | None) -> float:
+    """Mean prediction of group ``g`` restricted to ``y_true == label`` (all its rows when ``label`` is None)."""
+    name = "minority" if g == 1 else "majority"
+    if label is None:
+        return _rate(y_pred, a == g, name)
+    return _rate(y_pred, (a == g) & (y_true == label), f"{name} and y = {label}")
+
+
 def group_rates(y_true, y_pred, a) -> dict[str, float]:
     """Return TPR, FPR and selection rate of each group.
 
@@ -41,23 +49,26 @@ def group_rates(y_true, y_pred, a) -> dict[str, float]:
     y_true, y_pred, a = _prepare(y_true, y_pred, a)
     out = {}
     for g in (1, 0):
-        name = "minority" if g == 1 else "majority"
-        out[f"tpr_{g}"] = _rate(y_pred, (a == g) & (y_true == 1), f"{name} and y = 1")
-        out[f"fpr_{g}"] = _rate(y_pred, (a == g) & (y_true == 0), f"{name} and y = 0")
-        out[f"sel_{g}"] = _rate(y_pred, a == g, name)
+        out[f"tpr_{g}"] = _group_rate(y_true, y_pred, a, g, 1)
+        out[f"fpr_{g}"] = _group_rate(y_true, y_pred, a, g, 0)
+        out[f"sel_{g}"] = _group_rate(y_true, y_pred, a, g, None)
     return out
+
+
+def _gap(y_true, y_pred, a, label: int | None) -> float:
+    # Only the two cells this gap needs must be non-empty (DP needs no label cell at all).
+    y_true, y_pred, a = _prepare(y_true, y_pred, a)
+    return abs(_group_rate(y_true, y_pred, a, 1, label) - _group_rate(y_true, y_pred, a, 0, label))
 
 
 def tpr_gap(y_true, y_pred, a) -> float:
     """|TPR(minority) - TPR(majority)|, a float in [0, 1]; inputs shape (n,)."""
-    r = group_rates(y_true, y_pred, a)
-    return abs(r["tpr_1"] - r["tpr_0"])
+    return _gap(y_true, y_pred, a, 1)
 
 
 def fpr_gap(y_true, y_pred, a) -> float:
     """|FPR(minority) - FPR(majority)|, a float in [0, 1]; inputs shape (n,)."""
-    r = group_rates(y_true, y_pred, a)
-    return abs(r["fpr_1"] - r["fpr_0"])
+    return _gap(y_true, y_pred, a, 0)
 
 
 def eqod(y_true, y_pred, a) -> float:
@@ -73,9 +84,8 @@ def eqod_worst(y_true, y_pred, a) -> float:
 
 
 def demographic_parity(y_true, y_pred, a) -> float:
-    """|P(h = 1 | minority) - P(h = 1 | majority)|; inputs shape (n,) (y_true only validated)."""
-    r = group_rates(y_true, y_pred, a)
-    return abs(r["sel_1"] - r["sel_0"])
+    """|P(h = 1 | minority) - P(h = 1 | majority)|; inputs shape (n,) (y_true only validated, its cells may be empty)."""
+    return _gap(y_true, y_pred, a, None)
 
 
 def equal_opportunity(y_true, y_pred, a) -> float:
@@ -104,6 +114,8 @@ def success(y_pred, y_pred_counterfactual, a) -> float:
     y_pred = check_binary("y_pred", y_pred)
     y_cf = check_binary("y_pred_counterfactual", y_pred_counterfactual)
     a = check_binary("group indicator a", a)
+    if not (len(y_pred) == len(y_cf) == len(a)):
+        raise FairflipError(f"length mismatch: y_pred {len(y_pred)}, y_pred_counterfactual {len(y_cf)}, a {len(a)}")
     if not a.any():
         raise FairflipError("empty cell: no minority rows; success is undefined")
     return float((y_pred[a == 1] == y_cf[a == 1]).mean())
