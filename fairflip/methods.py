@@ -9,6 +9,7 @@ with :func:`get_method`, so all treat every method alike.
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -100,3 +101,12 @@ def get_method(name: str, **params: Any) -> FlipMethod:
         return _REGISTRY[name](**params)
     except TypeError as exc:
         raise FairflipError(f"bad parameters for method '{name}': {exc}") from exc
+
+
+def get_seeded_method(name: str, seed: int, **params: Any) -> FlipMethod:
+    """:func:`get_method` with ``seed=seed`` added when the method's constructor takes a seed (and none is given)."""
+    _load_builtins()
+    cls = _REGISTRY.get(name)
+    if cls is not None and "seed" in inspect.signature(cls.__init__).parameters:
+        params.setdefault("seed", seed)
+    return get_method(name, **params)
