@@ -6,8 +6,21 @@ from abc import abstractmethod
 
 import numpy as np
 
+from .._errors import FairflipError, check_budget
 from ..methods import FlipMethod, FlipResult
 from ..problem import CollectiveView, FlipProblem
+
+
+def resolve_budget(budget: int | float, n_candidates: int) -> int:
+    """A budget given as a count (int >= 0) or as a fraction of the candidates (float in [0, 1]) -> a count.
+
+    A fraction rounds to the nearest count (half to even), so 0.5 of 5 candidates is 2.
+    """
+    if isinstance(budget, (float, np.floating)):
+        if not 0.0 <= budget <= 1.0:
+            raise FairflipError(f"a budget given as a fraction of the candidates must lie in [0, 1], got {budget}")
+        return int(round(float(budget) * n_candidates))
+    return check_budget(budget)
 
 
 def top_m(scores: np.ndarray, budget: int) -> np.ndarray:
