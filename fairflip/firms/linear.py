@@ -230,11 +230,14 @@ class LinearFirm:
         Yt = torch.as_tensor(np.asarray(Y), dtype=self.dtype, device=Xd.device)
         if Yt.ndim != 2:
             raise FairflipError(f"Y must have shape (K, n), got {tuple(Yt.shape)}")
+        # NaN would not stop Newton: it would run to max_iter and return NaN parameters silently.
+        if not bool(((Yt >= 0) & (Yt <= 1)).all()):
+            raise FairflipError("labels Y must lie in [0, 1] (no NaN)")
         sw = None
         if sample_weight is not None:
             sw = torch.as_tensor(np.asarray(sample_weight), dtype=self.dtype, device=Xd.device)
-            if sw.shape != (Xd.shape[0],) or bool((sw < 0).any()):
-                raise FairflipError("sample_weight must be a non-negative vector with one entry per row")
+            if sw.shape != (Xd.shape[0],) or not bool(((sw >= 0) & torch.isfinite(sw)).all()):
+                raise FairflipError("sample_weight must be a finite non-negative vector with one entry per row")
         return self.fit_params(Xd, Yt, sample_weight=sw).cpu().numpy()
 
     def model_from_params(self, theta: np.ndarray) -> LinearModel:
