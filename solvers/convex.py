@@ -1,0 +1,275 @@
+"""``oracle-convex``: oracle flips from LP and MILP formulations over affine scores, solved with CVXPY.
+
+The oracle is omniscient: it reads every training row and the firm's exact training procedure. It is a reference
+that bounds what any collective could achieve, not a strategy a real collective could run.
+
+Ridge firm (``LinearFirm(loss="squared")``): the firm's optimum is affine in the labels, so with flip indicators
+z in {0, 1}^c (c candidates, sum z <= M)
+
+    theta*(z) = theta0 + sum_j z_j Delta_j,    Delta_j = dtheta*/dy_j (1 - 2 y_j),
+
+exactly (the ridge label Jacobian is constant), and every evaluation score is affine in z. Three formulations
+(see :mod:`solvers.milp`):
+
+- ``score-gap-lp``: the fairness gap of group *mean scores* relaxed to z in [0, 1]^c, then rounded (prefixes of the
+  z ordering, each retrained exactly, the best kept);
+- ``score-gap-milp``: the same surrogate over binary z;
+- ``exact-milp``: the hard-threshold objective itself with big-M prediction indicators, exact for the ridge firm.
+  The firm predicts 1 iff its score is > 0 (a score exactly 0 predicts 0); the MILP models the strict inequality
+  with a margin epsilon (p_i = 1 forces f_i >= epsilon), so its optimum and bound are exact over flip sets whose
+  evaluation scores avoid (0, epsilon), i.e. up to that epsilon.
+
+Only ``exact-milp`` on the ridge firm fills ``lower_bound``: the solver's proven dual bound (at optimality, or the
+best bound when the time limit stops it). A surrogate's value is never presented as a bound.
+
+Logistic and smoothed-hinge firms: the affine model is a first-order (influence) linearisation
+theta(z) ~ theta_k + J_k (z - z_k) around the current flips z_k. Each round solves the chosen formulation inside
+the trust region ||z - z_k||_1 <= r, retrains the firm exactly on the answer and accepts it when the true objective
+improves; otherwise r halves. The rounds stop when r reaches 0 (or after ``max_rounds``). These firms get no
+lower bound: the linearisation bounds nothing.
+
+Every answer is compared, after exact retraining, with flipping nothing, so the method never returns flips that
+are worse in-sample than no flips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import cvxpy as cp
+import numpy as np
+import torch
+from cvxpy.reductions.solvers.defines import INSTALLED_MI_SOLVERS
+
+from fairflip._errors import FairflipError
+from fairflip.firms import LinearFirm
+from fairflip.methods import FlipMethod, FlipResult, register_method
+from fairflip.problem import FlipProblem
+
+from .implicit import label_jacobian
+from .milp import AffineScores, FairnessGaps, SolveReport, exact_threshold_problem, fairness_gaps, score_gap_problem, solve
+
+Formulation = Literal["auto", "score-gap-lp", "score-gap-milp", "exact-milp"]
+FORMULATIONS = ("auto", "score-gap-lp", "score-gap-milp", "exact-milp")
+
+AUTO_EXACT_ROWS = 300
+"""``auto`` poses the exact MILP when the objective is measured on at most this many rows, else the score-gap
+MILP (the exact MILP's solve time grows quickly with the rows whose sign the flips can change)."""
+
+
+@register_method("oracle-convex")
+class ConvexOracle(FlipMethod):
+    """Oracle flips by LP / MILP over the firm's affine (ridge) or linearised (logistic) scores.
+
+    Args:
+        formulation: ``auto`` (exact-milp for the ridge firm when the objective rows number at most
+            ``exact_rows``, else score-gap-milp; the same choice inside the trust region for other linear firms),
+            ``score-gap-lp``, ``score-gap-milp`` or ``exact-milp``.
+        solver: any installed CVXPY solver (HiGHS by default); MILP formulations need a mixed-integer solver.
+        time_limit: seconds per solve (where the solver supports a limit); on the limit the incumbent and the best
+            bound are used.
+        epsilon: margin of the strict inequality score > 0 in ``exact-milp``.
+        exact_rows: the ``auto`` threshold on evaluation rows.
+        radius: initial L1 trust-region radius for non-ridge firms (default: the budget).
+        max_rounds: the most linearisation rounds for non-ridge firms.
+        solver_options: extra keyword options passed to the solver.
+    """
+
+    omniscient = True
+
+    def __init__(
+        self,
+        *,
+        formulation: Formulation = "auto",
+        solver: str = "HIGHS",
+        time_limit: float = 60.0,
+        epsilon: float = 1e-6,
+        exact_rows: int = AUTO_EXACT_ROWS,
+        radius: int | None = None,
+        max_rounds: int = 20,
+        solver_options: dict[str, Any] | None = None,
+    ) -> None:
+        if formulation not in FORMULATIONS:
+            raise FairflipError(f"unknown formulation '{formulation}'; choose one of {', '.join(FORMULATIONS)}")
+        solver_name = str(solver).upper()
+        if solver_name not in cp.installed_solvers():
+            raise FairflipError(f"unknown or uninstalled CVXPY solver '{solver}'; installed: "
+                                f"{', '.join(cp.installed_solvers())}")
+        if not (float(time_limit) > 0):
+            raise FairflipError(f"time_limit must be positive seconds, got {time_limit!r}")
+        if not (float(epsilon) > 0):
+            raise FairflipError(f"epsilon must be positive, got {epsilon!r}")
+        if radius is not None and (not isinstance(radius, (int, np.integer)) or radius < 1):
+            raise FairflipError(f"radius must be a positive integer or None, got {radius!r}")
+        if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
+            raise FairflipError(f"max_rounds must be a positive integer, got {max_rounds!r}")
+        if not isinstance(exact_rows, (int, np.integer)) or exact_rows < 0:
+            raise FairflipError(f"exact_rows must be a non-negative integer, got {exact_rows!r}")
+        self.formulation = formulation
+        self.solver = solver_name
+        self.time_limit = float(time_limit)
+        self.epsilon = float(epsilon)
+        self.exact_rows = int(exact_rows)
+        self.radius = None if radius is None else int(radius)
+        self.max_rounds = int(max_rounds)
+        self.solver_options = dict(solver_options or {})
+        if formulation in ("score-gap-milp", "exact-milp"):
+            self._check_mip_solver(formulation)
+
+    def _check_mip_solver(self, formulation: str) -> None:
+        if self.solver not in INSTALLED_MI_SOLVERS:
+            raise FairflipError(f"formulation '{formulation}' needs a mixed-integer solver; '{self.solver}' is not "
+                                f"one (installed: {', '.join(INSTALLED_MI_SOLVERS)})")
+
+    def resolve_formulation(self, n_eval: int) -> str:
+        """The formulation used for an objective measured on ``n_eval`` rows (``auto`` resolved)."""
+        if self.formulation != "auto":
+            return self.formulation
+        chosen = "exact-milp" if n_eval <= self.exact_rows else "score-gap-milp"
+        self._check_mip_solver(chosen)
+        return chosen
+
+    # ----- the method -----
+    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+        firm = problem.firm
+        if not isinstance(firm, LinearFirm):
+            raise FairflipError(f"oracle-convex needs a linear firm (logistic, ridge or smoothed-hinge); the "
+                                f"'{firm.name}' firm is not linear")
+        X_eval, y_eval, a_eval = (problem.X, problem.y, problem.a) if problem.validation is None \
+            else problem.validation
+        gaps = fairness_gaps(problem.objective, y_eval, a_eval)
+        formulation = self.resolve_formulation(len(y_eval))
+        none = np.zeros(0, dtype=np.int64)
+        no_flip_value = float(problem.objective_of([none])[0])
+        info: dict[str, Any] = {"solver": self.solver, "formulation": formulation, "firm": firm.name,
+                                "objective_no_flips": no_flip_value}
+        cands = problem.candidates
+        if budget == 0 or len(cands) == 0:
+            # Flipping nothing is the only choice, so its value is the optimum (a valid bound for every firm).
+            info.update(status="trivial", objective=None, bound=None, mip_gap=None, solve_time=0.0,
+                        true_objective=no_flip_value)
+            return FlipResult(flipped=none, lower_bound=no_flip_value, info=info)
+        linear = _Linearisation(problem, firm, np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(y_eval))])
+        if firm.loss == "squared":
+            return self._solve_ridge(problem, budget, linear, gaps, formulation, no_flip_value, info)
+        return self._trust_region(problem, budget, linear, gaps, formulation, no_flip_value, info)
+
+    def _solve_once(self, model: AffineScores, gaps: FairnessGaps, budget: int, problem: FlipProblem,
+                    formulation: str, moves: int | None) -> SolveReport:
+        if formulation == "exact-milp":
+            prob, z, const = exact_threshold_problem(model, gaps, budget, error_weight=problem.error_weight,
+                                                     epsilon=self.epsilon, moves=moves)
+        else:
+            prob, z, const = score_gap_problem(model, gaps, budget, integer=formulation == "score-gap-milp",
+                                               error_weight=problem.error_weight, moves=moves)
+        return solve(prob, z, const, solver=self.solver, time_limit=self.time_limit, options=self.solver_options)
+
+    @staticmethod
+    def _flip_sets(report: SolveReport, cands: np.ndarray, budget: int, formulation: str) -> list[np.ndarray]:
+        """Integral flip sets to retrain from a solver's answer: the binary solution, or LP roundings."""
+        if report.z is None:
+            return []
+        if formulation != "score-gap-lp":
+            return [cands[report.z > 0.5]]
+        # Prefixes of the LP ordering: its (near-)integral part, its support and the full budget.
+        order = np.argsort(-report.z, kind="stable")
+        sizes = {int((report.z > 0.5).sum()), int((report.z > 1e-6).sum()), budget}
+        return [np.sort(cands[order[:k]]) for k in sorted({min(s, budget, len(cands)) for s in sizes}) if k > 0]
+
+    @staticmethod
+    def _report_info(report: SolveReport) -> dict[str, Any]:
+        return {"status": report.status, "objective": report.objective, "bound": report.bound,
+                "mip_gap": report.mip_gap, "solve_time": report.solve_time, "wall_time": report.wall_time}
+
+    def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
+        model = linear.at(np.zeros(0, dtype=np.int64))
+        report = self._solve_once(model, gaps, budget, problem, formulation, moves=None)
+        info.update(self._report_info(report))
+        flipped, value = _best_of(problem, self._flip_sets(report, problem.candidates, budget, formulation),
+                                  np.zeros(0, dtype=np.int64), no_flip_value)
+        info["true_objective"] = value
+        lower_bound = None
+        if formulation == "exact-milp" and report.bound is not None \
+                and report.status in (cp.OPTIMAL, cp.USER_LIMIT):
+            # The true objective is >= 0, so a negative dual bound (early in branch and bound) tightens to 0.
+            bound = max(report.bound, 0.0)
+            if bound <= value + 1e-9:
+                lower_bound = bound
+            else:
+                # A bound above a retrained flip set's value means some score sat in (0, epsilon) or within
+                # the solver's tolerances: the bound did not hold, so none is claimed.
+                info["bound_inconsistent"] = True
+        return FlipResult(flipped=flipped, lower_bound=lower_bound, info=info)
+
+    def _trust_region(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
+        flipped, value = np.zeros(0, dtype=np.int64), no_flip_value
+        moves = self.radius if self.radius is not None else budget
+        rounds: list[dict[str, Any]] = []
+        total_time = 0.0
+        for _ in range(self.max_rounds):
+            model = linear.at(flipped)
+            report = self._solve_once(model, gaps, budget, problem, formulation, moves=moves)
+            total_time += report.solve_time
+            sets = [s for s in self._flip_sets(report, problem.candidates, budget, formulation)
+                    if not np.array_equal(s, flipped)]
+            new_flips, new_value = _best_of(problem, sets, flipped, value)
+            accepted = new_value < value
+            rounds.append({"radius": moves, **self._report_info(report), "true_objective": new_value,
+                           "accepted": bool(accepted)})
+            if accepted:
+                flipped, value = new_flips, new_value
+            else:
+                moves //= 2
+                if moves == 0:
+                    break
+        last = rounds[-1]
+        info.update({k: last[k] for k in ("status", "objective", "bound", "mip_gap", "wall_time")})
+        info.update(solve_time=total_time, rounds=rounds, true_objective=value)
+        return FlipResult(flipped=flipped, lower_bound=None, info=info)
+
+
+class _Linearisation:
+    """Builds the affine score model of a linear firm around given flips (exact for ridge, first order otherwise).
+
+    Args:
+        problem: the flip problem (n training rows, c candidates).
+        firm: its linear firm.
+        eval_design: shape (m, p) evaluation rows with the intercept column.
+    """
+
+    def __init__(self, problem: FlipProblem, firm: LinearFirm, eval_design: np.ndarray) -> None:
+        self.problem = problem
+        self.firm = firm
+        self.eval_design = eval_design
+        self.Xd = firm.design(problem.X)
+        self.sw = None if problem.sample_weight is None else torch.as_tensor(
+            problem.sample_weight, dtype=firm.dtype, device=self.Xd.device)
+        cands = problem.candidates
+        self.rows = torch.as_tensor(cands, device=self.Xd.device)
+        # A flip moves candidate j's label by (1 - 2 y_j); candidates all carry the source label.
+        self.sign = 1.0 - 2.0 * problem.y[cands].astype(np.float64)
+
+    def at(self, flipped: np.ndarray) -> AffineScores:
+        """The affine model around the flip set ``flipped`` (shape (k,) candidate rows)."""
+        problem, firm = self.problem, self.firm
+        theta = problem.fit_flip_sets([flipped])[0]
+        theta_t = torch.as_tensor(theta, dtype=firm.dtype, device=self.Xd.device)
+        labels = torch.as_tensor(problem.flipped_labels(flipped), dtype=firm.dtype, device=self.Xd.device)
+        jac = label_jacobian(firm, self.Xd, theta_t, self.rows, sample_weight=self.sw, y=labels).cpu().numpy()
+        return AffineScores(
+            base=self.eval_design @ theta - firm.score_threshold,
+            slope=self.eval_design @ (jac * self.sign[None, :]),
+            center=np.isin(problem.candidates, flipped).astype(np.float64),
+        )
+
+
+def _best_of(problem: FlipProblem, flip_sets: list[np.ndarray], incumbent: np.ndarray,
+             incumbent_value: float) -> tuple[np.ndarray, float]:
+    """The flip set with the lowest true objective after exact retraining; the incumbent unless one is lower."""
+    if not flip_sets:
+        return incumbent, incumbent_value
+    values = problem.objective_of(flip_sets)
+    k = int(np.argmin(values))
+    if values[k] < incumbent_value:
+        return flip_sets[k], float(values[k])
+    return incumbent, incumbent_value
