@@ -1,0 +1,88 @@
+"""Model-agnostic evaluation: flips chosen against one firm, measured on other firms.
+
+Every firm trains on the same prepared training matrix, once with the collective's flipped labels and once with
+the original labels (its own no-flip baseline), and is measured on the test rows with their true labels.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._errors import FairflipError
+from .datasets import Dataset
+from .features import FeaturePreparer
+from .firms import FIRMS, FirmName, LinearFirm, make_firm
+from .metrics import all_metrics
+from .problem import FlipProblem
+
+
+def evaluate_transfer(
+    problem: FlipProblem,
+    preparer: FeaturePreparer,
+    flipped: np.ndarray,
+    test: Dataset,
+    *,
+    firms: Sequence[FirmName] = ("logistic", "mlp", "gbdt"),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Train each firm on the flipped and on the original labels and measure both on ``test``.
+
+    Args:
+        problem: the flip problem the flips were chosen for (n training rows, prepared matrix ``problem.X``).
+        preparer: the fitted :class:`~fairflip.features.FeaturePreparer` that built ``problem.X``.
+        flipped: shape (k,) candidate rows of ``problem`` to flip.
+        test: held-out rows (m), measured with their true labels.
+        firms: firm names for :func:`fairflip.firms.make_firm`, each at most once. Linear firms use the
+            regularisation C of ``problem.firm`` when it is linear.
+        seed: random state of the mlp and gbdt firms (the same for the flipped and the baseline fit).
+
+    Returns:
+        DataFrame, one row per firm in ``firms`` order, with columns ``firm``, ``source_firm`` (the firm the
+        flips were chosen against), ``n_flipped``, the test metrics of :func:`fairflip.metrics.all_metrics`
+        (with ``success`` when the firm sees the group) for the firm trained on the flipped labels, the same
+        metrics with suffix ``_base`` for the firm trained on the original labels, and ``runtime_s``.
+    """
+    firms = list(firms)
+    if not firms:
+        raise FairflipError("firms must name at least one firm")
+    if len(set(firms)) != len(firms):
+        raise FairflipError(f"firms lists a firm twice: {firms}")
+    unknown = [f for f in firms if f not in FIRMS]
+    if unknown:
+        raise FairflipError(f"unknown firm(s) {unknown}; choose from {', '.join(FIRMS)}")
+    if not isinstance(test, Dataset):
+        raise FairflipError("test must be a Dataset")
+    X_test = preparer.transform(test)
+    if X_test.shape[1] != problem.X.shape[1]:
+        raise FairflipError(
+            f"the preparer gives {X_test.shape[1]} columns but the problem's matrix has {problem.X.shape[1]}; "
+            "pass the preparer that built the problem"
+        )
+    X_test_cf = preparer.transform(test, counterfactual_group=True) if preparer.include_group else None
+    y_flip = problem.flipped_labels(flipped)
+    C = problem.firm.C if isinstance(problem.firm, LinearFirm) else 1.0
+    source = getattr(problem.firm, "name", type(problem.firm).__name__)
+
+    def measure(model) -> dict:
+        cf = None if X_test_cf is None else model.predict(X_test_cf)
+        return all_metrics(test.y, model.predict(X_test), test.a, y_pred_counterfactual=cf)
+
+    rows = []
+    for name in firms:
+        firm = make_firm(name, C=C, seed=seed)
+        start = time.perf_counter()
+        flipped_metrics = measure(firm.fit(problem.X, y_flip, sample_weight=problem.sample_weight))
+        base_metrics = measure(firm.fit(problem.X, problem.y, sample_weight=problem.sample_weight))
+        rows.append({
+            "firm": name,
+            "source_firm": source,
+            "n_flipped": int(np.count_nonzero(y_flip != problem.y)),
+            **flipped_metrics,
+            **{f"{k}_base": v for k, v in base_metrics.items()},
+            "runtime_s": time.perf_counter() - start,
+        })
+    return pd.DataFrame(rows)
