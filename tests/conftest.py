@@ -26,3 +26,10 @@ def compas_split(compas):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def adult():
+    from fairflip.datasets import load
+
+    return load("adult")
