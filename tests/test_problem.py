@@ -1,0 +1,186 @@
+"""FlipProblem: the collective's view, flip checks, batched retraining and the objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from fairflip._errors import FairflipError
+from fairflip.firms import SklearnFirm
+from fairflip.metrics import all_metrics, error_rate, fairness
+from fairflip.problem import FlipProblem, build_problem, evaluate_flips
+
+
+@pytest.fixture(scope="module")
+def small(compas_split):
+    train, test = compas_split
+    rows = np.random.default_rng(0).choice(len(train), size=900, replace=False)
+    return train.subset(np.sort(rows)), test
+
+
+def some_flip_sets(problem, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    cands = problem.candidates
+    sets = [np.zeros(0, dtype=np.int64), cands[:1]]
+    sets += [rng.choice(cands, size=size, replace=False) for size in rng.integers(2, len(cands), size=k)]
+    return sets
+
+
+@pytest.mark.parametrize("known_majority", [None, 25])
+def test_view_holds_exactly_members_and_known_majority(small, known_majority):
+    train, _ = small
+    problem, prep = build_problem(train, collective_fraction=0.3, known_majority=known_majority, seed=1)
+    col = problem.collective
+    view = problem.view()
+    np.testing.assert_array_equal(view.member_rows, np.flatnonzero(col.members))
+    np.testing.assert_array_equal(view.majority_rows, np.flatnonzero(col.known_majority))
+    np.testing.assert_array_equal(view.candidate_rows, np.flatnonzero(col.members & (train.y == col.source_label)))
+    np.testing.assert_array_equal(view.candidate_rows, problem.candidates)
+    assert (train.a[view.member_rows] == 1).all() and (train.a[view.majority_rows] == 0).all()
+    if known_majority is None:
+        np.testing.assert_array_equal(view.majority_rows, np.flatnonzero(train.a == 0))
+    else:
+        assert len(view.majority_rows) == known_majority
+    # matrices: the rows of the group-free design, nothing else
+    X_ng = prep.transform(train, drop_group=True)
+    assert view.X_members.shape[1] == problem.X.shape[1] - 1
+    np.testing.assert_array_equal(view.X_members, X_ng[view.member_rows])
+    np.testing.assert_array_equal(view.X_candidates, X_ng[view.candidate_rows])
+    np.testing.assert_array_equal(view.X_majority, X_ng[view.majority_rows])
+    np.testing.assert_array_equal(view.y_members, train.y[view.member_rows])
+    np.testing.assert_array_equal(view.y_majority, train.y[view.majority_rows])
+    assert (view.source_label, view.target_label) == (col.source_label, col.target_label)
+    # a view is a copy: writing into it leaves the problem untouched
+    view.X_members[:] = 99.0
+    view.y_majority[:] = 1 - view.y_majority
+    np.testing.assert_array_equal(problem.X_nogroup, X_ng)
+    np.testing.assert_array_equal(problem.y, train.y)
+
+
+def test_build_problem_matrices(small):
+    train, _ = small
+    problem, prep = build_problem(train, collective_fraction=0.3, direction="down", seed=2)
+    X = prep.transform(train)
+    np.testing.assert_array_equal(problem.X, X)
+    np.testing.assert_array_equal(problem.X[:, -1], train.a)
+    np.testing.assert_array_equal(problem.X_counterfactual[:, -1], 0.0)
+    np.testing.assert_array_equal(problem.X_counterfactual[:, :-1], X[:, :-1])
+    np.testing.assert_array_equal(problem.X_nogroup, X[:, :-1])
+    assert problem.feature_names == prep.feature_names_ and problem.n == len(train)
+    assert problem.collective.direction == "down" and problem.collective.size == round(0.3 * train.a.sum())
+    blind, prep2 = build_problem(train, include_group=False, seed=2)
+    np.testing.assert_array_equal(blind.X, X[:, :-1])
+    with pytest.raises(FairflipError, match="unknown objective"):
+        build_problem(train, objective="accuracy")
+    with pytest.raises(FairflipError, match="error_weight"):
+        build_problem(train, error_weight=-0.1)
+    with pytest.raises(FairflipError, match="unknown firm"):
+        build_problem(train, firm="forest")
+
+
+def test_check_flips(small):
+    train, _ = small
+    problem, _ = build_problem(train, collective_fraction=0.3, seed=0)
+    cands = problem.candidates
+    np.testing.assert_array_equal(problem.check_flips(cands[[3, 0, 2]]), np.sort(cands[[3, 0, 2]]))
+    assert problem.check_flips([]).shape == (0,)
+    non_members = np.flatnonzero(~problem.collective.members)[:2]
+    wrong_label = np.flatnonzero(problem.collective.members & (train.y != problem.collective.source_label))[:1]
+    for bad, msg in ((non_members, "not candidates"), (wrong_label, "not candidates"), ([-1], "not candidates"),
+                     ([len(train)], "not candidates"), (cands[[1, 1]], "twice")):
+        with pytest.raises(FairflipError, match=msg):
+            problem.check_flips(bad)
+        with pytest.raises(FairflipError, match=msg):
+            problem.flipped_labels(bad)
+    assert len(problem.check_flips(cands[:5], budget=5)) == 5
+    with pytest.raises(FairflipError, match="budget"):
+        problem.check_flips(cands[:6], budget=5)
+
+
+def test_flipped_labels_and_label_matrix(small):
+    train, _ = small
+    problem, _ = build_problem(train, collective_fraction=0.3, seed=0)
+    sets = some_flip_sets(problem)
+    Y = problem.label_matrix(sets)
+    assert Y.shape == (len(sets), problem.n)
+    for k, f in enumerate(sets):
+        y_flip = problem.flipped_labels(f)
+        np.testing.assert_array_equal(Y[k], y_flip)
+        changed = np.flatnonzero(y_flip != train.y)
+        np.testing.assert_array_equal(changed, np.sort(f))
+        assert (y_flip[changed] == problem.collective.target_label).all()
+    np.testing.assert_array_equal(problem.y, train.y)  # never modified in place
+
+
+@pytest.mark.parametrize("objective,error_weight", [("eqod", 0.0), ("eqod-worst", 0.5), ("dp", 0.0), ("eqopp", 2.0)])
+def test_objective_of_equals_evaluate_flips_and_sklearn(small, objective, error_weight):
+    train, _ = small
+    problem, _ = build_problem(train, collective_fraction=0.4, objective=objective, error_weight=error_weight,
+                               seed=3)
+    sets = some_flip_sets(problem, seed=1)
+    values = problem.objective_of(sets)
+    assert values.shape == (len(sets),)
+    for k, f in enumerate(sets):
+        assert values[k] == pytest.approx(evaluate_flips(problem, f)["objective"], abs=1e-12)
+        # independent reference: sklearn's LogisticRegression on the flipped labels
+        sk = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000, solver="newton-cholesky")
+        pred = sk.fit(problem.X, problem.flipped_labels(f)).predict(problem.X)
+        ref = fairness(objective, train.y, pred, train.a) + error_weight * error_rate(train.y, pred)
+        assert values[k] == pytest.approx(ref, abs=1e-12)
+
+
+def test_validation_objective(small):
+    train, test = small
+    problem, prep = build_problem(train, collective_fraction=0.4, seed=4)
+    Xv = prep.transform(test)
+    problem.validation = (Xv, test.y, test.a)
+    sets = some_flip_sets(problem, k=2, seed=2)
+    values = problem.objective_of(sets)
+    for k, f in enumerate(sets):
+        model = problem.firm.fit(problem.X, problem.flipped_labels(f))
+        assert values[k] == pytest.approx(fairness("eqod", test.y, model.predict(Xv), test.a), abs=1e-12)
+        assert evaluate_flips(problem, f)["objective"] == pytest.approx(values[k], abs=1e-12)
+
+
+def test_predictions_linear_equal_generic_firm(small):
+    train, test = small
+    problem, prep = build_problem(train, collective_fraction=0.4, seed=5)
+    sets = some_flip_sets(problem, k=3, seed=3)
+    Xt = prep.transform(test)
+    batched = problem.predictions(sets, Xt)
+    assert batched.shape == (len(sets), len(test)) and batched.dtype == np.int64
+    generic = FlipProblem(X=problem.X, y=problem.y, a=problem.a, collective=problem.collective,
+                          firm=SklearnFirm("sk-logistic", lambda: LogisticRegression(
+                              tol=1e-12, max_iter=10_000, solver="newton-cholesky")))
+    np.testing.assert_array_equal(generic.predictions(sets, Xt), batched)
+    np.testing.assert_array_equal(generic.objective_of(sets), problem.objective_of(sets))
+
+
+def test_evaluate_flips_metrics(small):
+    train, test = small
+    problem, prep = build_problem(train, collective_fraction=0.4, direction="down", seed=6)
+    f = problem.candidates[::3]
+    test_arrays = (prep.transform(test), test.y, test.a, prep.transform(test, counterfactual_group=True))
+    ev = evaluate_flips(problem, f, test=test_arrays)
+    model = problem.firm.fit(problem.X, problem.flipped_labels(f))
+    train_ref = all_metrics(train.y, model.predict(problem.X), train.a,
+                            y_pred_counterfactual=model.predict(problem.X_counterfactual))
+    test_ref = all_metrics(test.y, model.predict(test_arrays[0]), test.a,
+                           y_pred_counterfactual=model.predict(test_arrays[3]))
+    assert ev["train"] == pytest.approx(train_ref, abs=1e-12)
+    assert ev["test"] == pytest.approx(test_ref, abs=1e-12)
+    assert ev["objective"] == pytest.approx(train_ref["eqod"], abs=1e-12)
+    assert 0.0 <= ev["test"]["success"] <= 1.0
+    with pytest.raises(FairflipError):
+        evaluate_flips(problem, np.flatnonzero(train.a == 0)[:1])
+
+
+def test_flip_problem_shape_checks(small):
+    train, _ = small
+    problem, _ = build_problem(train, seed=0)
+    with pytest.raises(FairflipError, match="rows"):
+        FlipProblem(X=problem.X[:-1], y=problem.y, a=problem.a, collective=problem.collective, firm=problem.firm)
+    with pytest.raises(FairflipError, match="unknown objective"):
+        FlipProblem(X=problem.X, y=problem.y, a=problem.a, collective=problem.collective, firm=problem.firm,
+                    objective="auc")
