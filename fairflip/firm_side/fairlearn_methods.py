@@ -5,12 +5,25 @@ Both are randomised classifiers; their predictions are drawn with ``random_state
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 from fairlearn.postprocessing import ThresholdOptimizer
 from fairlearn.reductions import EqualizedOdds, ExponentiatedGradient
 
 from ..firms import Firm
 from ._estimator import FirmClassifier
+
+
+@contextmanager
+def _quiet_fairlearn_internals():
+    # fairlearn's reductions grow and retype pandas Series in ways recent pandas deprecates; the warnings are
+    # about fairlearn's own code, repeat on every iteration and tell our users nothing they can act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting a value on a Series via .at")
+        warnings.filterwarnings("ignore", message="Setting an item of incompatible dtype")
+        yield
 
 
 def predict_threshold_optimizer(
@@ -45,5 +58,6 @@ def predict_exponentiated_gradient(
         shape (m,) int64 predictions on X_test (m, d).
     """
     reduction = ExponentiatedGradient(FirmClassifier(firm), EqualizedOdds())
-    reduction.fit(X, y, sensitive_features=a)
+    with _quiet_fairlearn_internals():
+        reduction.fit(X, y, sensitive_features=a)
     return np.asarray(reduction.predict(X_test, random_state=seed), dtype=np.int64)
