@@ -9,7 +9,7 @@ from .._errors import FairflipError
 from ._common import ArgumentParser
 
 # Subcommand modules, in the order `fairflip --help` lists them.
-SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd")
+SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd", "reproduce")
 
 
 def build_parser() -> ArgumentParser:
