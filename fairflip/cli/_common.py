@@ -109,8 +109,8 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, Dataset | None, np.n
     return train, test, members
 
 
-def make_method(name: str, seed: int, params: list[str] | None):
-    """Instantiate a registered method, passing ``seed`` when it takes one and ``key=value`` params."""
+def parse_params(params: list[str] | None) -> dict:
+    """``key=value`` strings -> {key: value}; values are read as JSON when they parse, else kept as strings."""
     kwargs: dict = {}
     for item in params or []:
         if "=" not in item:
@@ -120,6 +120,12 @@ def make_method(name: str, seed: int, params: list[str] | None):
             kwargs[k] = json.loads(v)
         except json.JSONDecodeError:
             kwargs[k] = v
+    return kwargs
+
+
+def make_method(name: str, seed: int, params: list[str] | None):
+    """Instantiate a registered method, passing ``seed`` when it takes one and ``key=value`` params."""
+    kwargs = parse_params(params)
     method = get_method(name)  # validates the name first
     if "seed" in inspect.signature(type(method).__init__).parameters:
         kwargs.setdefault("seed", seed)
