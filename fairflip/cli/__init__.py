@@ -9,7 +9,7 @@ from .._errors import FairflipError
 from ._common import ArgumentParser
 
 # Subcommand modules, in the order `fairflip --help` lists them.
-SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd", "reproduce")
+SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd", "reproduce", "sweep")
 
 
 def build_parser() -> ArgumentParser:

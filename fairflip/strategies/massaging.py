@@ -11,13 +11,12 @@ flipping 0 -> 1, demotion when flipping 1 -> 0). There is no demotion of majorit
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassifierMixin, clone, is_classifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import ClassifierMixin
 
-from .._errors import FairflipError
 from ..methods import register_method
 from ..problem import CollectiveView
 from .base import ScoringStrategy
+from .rb import check_classifier, target_probability
 
 
 @register_method("massaging")
@@ -25,8 +24,8 @@ class Massaging(ScoringStrategy):
     """The collective's version of massaging: rank candidates by a ranker trained on all rows it sees.
 
     Args:
-        model: unfitted scikit-learn classifier with ``predict_proba`` (cloned); default
-            ``LogisticRegression(C=1.0, max_iter=1000)``, the naive Bayes / logistic ranker of the original.
+        model: unfitted scikit-learn classifier with ``predict_proba`` (cloned); default None: L2 logistic
+            regression with C = 1 (see :func:`fairflip.strategies.rb.target_probability`).
         seed: unused by the default model (kept so that every strategy takes one).
 
     The ranker's features are the view's features plus a last column holding the group indicator (1 for members,
@@ -35,9 +34,7 @@ class Massaging(ScoringStrategy):
 
     def __init__(self, model: ClassifierMixin | None = None, *, seed: int = 0) -> None:
         super().__init__(seed=seed)
-        if model is not None and not (is_classifier(model) and hasattr(model, "predict_proba")):
-            raise FairflipError(f"model must be a scikit-learn classifier with predict_proba, got {model!r}")
-        self.model = model
+        self.model = check_classifier(model)
 
     def score(self, view: CollectiveView) -> np.ndarray:
         X = np.vstack([
@@ -45,10 +42,5 @@ class Massaging(ScoringStrategy):
             np.column_stack([view.X_majority, np.zeros(len(view.majority_rows))]),
         ])
         y = np.concatenate([view.y_members, view.y_majority])
-        if len(np.unique(y)) < 2:
-            raise FairflipError("massaging cannot fit its ranker: every row the collective sees has one label")
-        ranker = LogisticRegression(C=1.0, max_iter=1000) if self.model is None else clone(self.model)
-        ranker.fit(X, y)
-        column = list(ranker.classes_).index(view.target_label)
         Xc = np.column_stack([view.X_candidates, np.ones(len(view.candidate_rows))])
-        return ranker.predict_proba(Xc)[:, column]
+        return target_probability(self.model, X, y, Xc, view.target_label, what="massaging")

@@ -19,10 +19,10 @@ from typing import Literal
 
 import numpy as np
 from sklearn.base import ClassifierMixin, clone, is_classifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
 from .._errors import FairflipError
+from ..firms import LinearFirm
 from ..methods import register_method
 from ..problem import CollectiveView
 from .base import ScoringStrategy
@@ -62,6 +62,38 @@ def reference_features(view: CollectiveView, scaling: Scaling) -> tuple[np.ndarr
     return (Xc - mean) / std, (Xm - mean) / std
 
 
+def check_classifier(model: ClassifierMixin | None) -> ClassifierMixin | None:
+    """Return ``model`` after checking it is None or a scikit-learn classifier with ``predict_proba``."""
+    if model is not None and not (is_classifier(model) and hasattr(model, "predict_proba")):
+        raise FairflipError(f"model must be a scikit-learn classifier with predict_proba, got {model!r}")
+    return model
+
+
+def target_probability(model: ClassifierMixin | None, X_fit: np.ndarray, y_fit: np.ndarray, X_query: np.ndarray,
+                       target_label: int, *, what: str) -> np.ndarray:
+    """Fit a probabilistic classifier and return its probability of ``target_label`` on the query rows.
+
+    Args:
+        model: an unfitted scikit-learn classifier (cloned), or None for L2 logistic regression with C = 1
+            (fairflip's :class:`~fairflip.firms.LinearFirm`, the same model as scikit-learn's
+            ``LogisticRegression(C=1.0)`` solved exactly by Newton's method).
+        X_fit: shape (r, d) training rows; y_fit: shape (r,) their labels, both labels present.
+        X_query: shape (c, d) rows to score.
+        target_label: 0 or 1.
+        what: the caller's name, for the error message.
+
+    Returns:
+        shape (c,) probabilities in [0, 1].
+    """
+    if len(np.unique(y_fit)) < 2:
+        raise FairflipError(f"{what} cannot fit its classifier: all {len(y_fit)} rows it may use carry one label")
+    if model is None:
+        p1 = LinearFirm("logistic", C=1.0).fit(X_fit, y_fit).predict_proba(X_query)
+        return p1 if target_label == 1 else 1.0 - p1
+    fitted = clone(model).fit(X_fit, y_fit)
+    return fitted.predict_proba(X_query)[:, list(fitted.classes_).index(target_label)]
+
+
 def _require_majority(view: CollectiveView, method: str) -> None:
     if len(view.majority_rows) == 0:
         raise FairflipError(f"{method} needs at least one known majority row; the collective knows none")
@@ -72,8 +104,8 @@ class RBProb(ScoringStrategy):
     """RB-prob: a probabilistic classifier trained on the known majority rows only scores each candidate.
 
     Args:
-        model: an unfitted scikit-learn classifier with ``predict_proba`` (cloned before fitting); default
-            ``LogisticRegression(C=1.0, max_iter=1000)``, the paper's logistic f.
+        model: an unfitted scikit-learn classifier with ``predict_proba`` (cloned before fitting); default None:
+            L2 logistic regression with C = 1, the paper's logistic f (see :func:`target_probability`).
         scaling: ``"as-is"`` (default: the firm's prepared features) or ``"standard"``
             (see :func:`reference_features`).
         seed: unused by the default model (kept so that every strategy takes one).
@@ -83,20 +115,13 @@ class RBProb(ScoringStrategy):
 
     def __init__(self, model: ClassifierMixin | None = None, *, scaling: Scaling = "as-is", seed: int = 0) -> None:
         super().__init__(seed=seed)
-        if model is not None and not (is_classifier(model) and hasattr(model, "predict_proba")):
-            raise FairflipError(f"model must be a scikit-learn classifier with predict_proba, got {model!r}")
-        self.model = model
+        self.model = check_classifier(model)
         self.scaling = scaling
 
     def score(self, view: CollectiveView) -> np.ndarray:
         _require_majority(view, "rb-prob")
         Xc, Xm = reference_features(view, self.scaling)
-        if len(np.unique(view.y_majority)) < 2:
-            raise FairflipError("rb-prob cannot fit a classifier: the known majority rows all carry one label")
-        model = LogisticRegression(C=1.0, max_iter=1000) if self.model is None else clone(self.model)
-        model.fit(Xm, view.y_majority)
-        column = list(model.classes_).index(view.target_label)
-        return model.predict_proba(Xc)[:, column]
+        return target_probability(self.model, Xm, view.y_majority, Xc, view.target_label, what="rb-prob")
 
 
 class _NeighbourStrategy(ScoringStrategy):
