@@ -422,9 +422,9 @@ def summarise_restricted(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -
             ax = next(ax_iter)
             for m, g in sub[sub.access == acc].groupby("method"):
                 pts = g.rename(columns={"eqod_mean": "eqod", "error_mean": "error"})
-                ax.scatter(pts.error, pts.eqod, s=8, alpha=0.4)
                 fr = _front(pts)
-                ax.plot(fr.error, fr.eqod, marker="o", ms=3, label=m)
+                (line,) = ax.plot(fr.error, fr.eqod, marker="o", ms=3, label=m)
+                ax.scatter(pts.error, pts.eqod, s=8, alpha=0.4, color=line.get_color())
             ax.scatter([base.loc[ds, "error"]], [base.loc[ds, "eqod"]], c="k", marker="x", label="no flips")
             ax.set(title=f"{ds}, {acc} majority rows", xlabel="test error", ylabel="test EqOd")
             ax.legend(fontsize=7)
