@@ -2,4 +2,4 @@
 from . import stealth  # noqa: F401  (registers oracle-stealth)
 from . import convex  # noqa: F401  (registers oracle-convex)
 
-from . import exact, relaxed  # noqa: F401  (importing registers greedy, brute-force and oracle-relaxed)
+from . import exact, portfolio, relaxed  # noqa: F401  (register greedy, brute-force, oracle, oracle-relaxed)

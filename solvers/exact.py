@@ -1,0 +1,216 @@
+"""Searches that score every flip set they visit by exact retraining: brute force, greedy and local search.
+
+They only retrain the firm (``FlipProblem.objective_of``), so they work with any firm, linear or not. Linear
+firms retrain a whole batch of flip sets at once (batched Newton), which is what makes them affordable here.
+These are omniscient references: they read the whole training set and the firm, which no real collective can.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fairflip._errors import FairflipError
+from fairflip.methods import FlipMethod, FlipResult, register_method
+from fairflip.problem import FlipProblem
+
+# A strict improvement must beat the current value by more than this (objectives are ratios of counts, so
+# genuine improvements are far larger; this only absorbs floating-point noise).
+IMPROVE_TOL = 1e-12
+
+
+def batched_objectives(problem: FlipProblem, flip_sets: list[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
+    """True objective of each flip set after exact retraining, in batches, shape (K,)."""
+    if batch_size < 1:
+        raise FairflipError(f"batch_size must be a positive integer, got {batch_size}")
+    if not flip_sets:
+        return np.zeros(0)
+    return np.concatenate([problem.objective_of(flip_sets[s:s + batch_size])
+                           for s in range(0, len(flip_sets), batch_size)])
+
+
+@dataclass
+class SearchResult:
+    """Outcome of a local search.
+
+    Attributes:
+        flipped: shape (k,) sorted candidate rows of the final flip set.
+        objective: its true objective.
+        evaluations: flip sets retrained during the search.
+        rounds: moves made.
+        converged: True when no move of the neighbourhood improved (False when the evaluation cap stopped it).
+    """
+
+    flipped: np.ndarray
+    objective: float
+    evaluations: int
+    rounds: int
+    converged: bool
+
+
+Ranker = Callable[[np.ndarray], np.ndarray]
+"""Maps a flip set (sorted rows) to one value per candidate (``problem.candidates`` order): the first-order
+gain of toggling that candidate, higher = more promising. Used only to shortlist moves on large instances."""
+
+
+def _shortlist(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarray:
+    if gain is None or len(positions) <= size:
+        return positions
+    order = np.argsort(-gain[positions], kind="stable")
+    return positions[order[:size]]
+
+
+def local_search(
+    problem: FlipProblem,
+    start: np.ndarray,
+    budget: int,
+    *,
+    ranker: Ranker | None = None,
+    neighbourhood: int = 64,
+    swap_shortlist: int = 16,
+    max_evaluations: int = 20_000,
+    batch_size: int = 256,
+) -> SearchResult:
+    """Best-improvement local search over flip sets with add, drop and swap moves, each scored exactly.
+
+    Every round retrains the firm for every move of the neighbourhood (in batches) and makes the best move
+    while it strictly improves the true objective. Without a ranker the neighbourhood is complete (every add,
+    drop and swap); with one, adds and drops are restricted to the ``neighbourhood`` most promising candidates
+    and swaps to the ``swap_shortlist`` best in times best out (complete whenever the instance is that small).
+
+    Args:
+        problem: the flip problem (c candidates).
+        start: shape (k,) starting flip set, k <= budget.
+        budget: M, the most flips allowed.
+        ranker: optional first-order ranking of moves (see :data:`Ranker`).
+        neighbourhood: shortlist size for adds and drops.
+        swap_shortlist: shortlist size on each side of a swap.
+        max_evaluations: cap on retrainings; the search stops (``converged = False``) when the next round would
+            exceed it.
+        batch_size: flip sets retrained at once.
+
+    Returns:
+        a :class:`SearchResult`; its objective is never above the start's.
+    """
+    if neighbourhood < 1 or swap_shortlist < 1 or max_evaluations < 1:
+        raise FairflipError("neighbourhood, swap_shortlist and max_evaluations must be positive integers")
+    cands = problem.candidates
+    current = problem.check_flips(start, budget)
+    value = float(batched_objectives(problem, [current], batch_size=batch_size)[0])
+    evaluations, rounds = 1, 0
+    while True:
+        inside = np.isin(cands, current)
+        pos_in, pos_out = np.flatnonzero(inside), np.flatnonzero(~inside)
+        gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
+        moves: list[np.ndarray] = []
+        if len(current) < budget:
+            moves += [np.append(current, cands[j]) for j in _shortlist(pos_out, gain, neighbourhood)]
+        moves += [current[current != cands[i]] for i in _shortlist(pos_in, gain, neighbourhood)]
+        if len(pos_in) and len(pos_out):
+            for i in _shortlist(pos_in, gain, swap_shortlist):
+                kept = current[current != cands[i]]
+                moves += [np.append(kept, cands[j]) for j in _shortlist(pos_out, gain, swap_shortlist)]
+        if not moves:
+            return SearchResult(current, value, evaluations, rounds, True)
+        if evaluations + len(moves) > max_evaluations:
+            return SearchResult(current, value, evaluations, rounds, False)
+        values = batched_objectives(problem, moves, batch_size=batch_size)
+        evaluations += len(moves)
+        best = int(np.argmin(values))
+        if values[best] >= value - IMPROVE_TOL:
+            return SearchResult(current, value, evaluations, rounds, True)
+        current, value, rounds = np.sort(moves[best]), float(values[best]), rounds + 1
+
+
+def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy forward selection with exact retraining at every step.
+
+    Each step retrains the firm once per remaining candidate and adds the flip that most lowers the true
+    objective; it stops early when no flip lowers it.
+
+    Args:
+        problem: the flip problem.
+        budget: M, the most flips.
+        batch_size: flip sets retrained at once.
+
+    Returns:
+        (order (k,) the rows in the order added, k <= M; values (k + 1,) the objective after 0..k flips).
+    """
+    cands = problem.candidates
+    order: list[int] = []
+    values = [float(batched_objectives(problem, [np.zeros(0, dtype=np.int64)])[0])]
+    remaining = list(cands)
+    while len(order) < budget and remaining:
+        trials = [np.array(order + [j], dtype=np.int64) for j in remaining]
+        vals = batched_objectives(problem, trials, batch_size=batch_size)
+        best = int(np.argmin(vals))
+        if vals[best] >= values[-1] - IMPROVE_TOL:
+            break
+        order.append(int(remaining.pop(best)))
+        values.append(float(vals[best]))
+    return np.array(order, dtype=np.int64), np.array(values)
+
+
+@register_method("greedy")
+class GreedyOracle(FlipMethod):
+    """Greedy flips with exact retraining: an omniscient reference, not a strategy a collective can run.
+
+    Cost: up to M * c retrainings (c candidates). Works with any firm.
+
+    Args:
+        batch_size: flip sets retrained at once.
+    """
+
+    omniscient = True
+
+    def __init__(self, batch_size: int = 256) -> None:
+        self.batch_size = batch_size
+
+    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+        order, values = greedy_path(problem, budget, batch_size=self.batch_size)
+        return FlipResult(flipped=np.sort(order), info={"objective_path": values.tolist(),
+                                                        "stopped_early": len(order) < min(budget, len(problem.candidates))})
+
+
+def count_flip_sets(n_candidates: int, budget: int) -> int:
+    """Number of flip sets of size at most ``budget`` among ``n_candidates`` (the empty set included)."""
+    return sum(math.comb(n_candidates, k) for k in range(min(budget, n_candidates) + 1))
+
+
+@register_method("brute-force")
+class BruteForceOracle(FlipMethod):
+    """Every flip set of size at most M, each scored by exact retraining: the exact optimum on tiny instances.
+
+    An omniscient reference, not a strategy. Its optimum is a certified lower bound (reported as
+    ``lower_bound``). Ties go to the smallest set, then the first in lexicographic row order.
+
+    Args:
+        max_sets: refuse (FairflipError) when more flip sets than this would have to be retrained.
+        batch_size: flip sets retrained at once.
+    """
+
+    omniscient = True
+
+    def __init__(self, max_sets: int = 100_000, batch_size: int = 512) -> None:
+        if max_sets < 1:
+            raise FairflipError(f"max_sets must be a positive integer, got {max_sets}")
+        self.max_sets = max_sets
+        self.batch_size = batch_size
+
+    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+        cands = problem.candidates
+        count = count_flip_sets(len(cands), budget)
+        if count > self.max_sets:
+            raise FairflipError(
+                f"brute force would retrain the firm {count} times ({len(cands)} candidates, budget {budget}), "
+                f"more than max_sets={self.max_sets}; use a smaller budget or instance, or raise max_sets")
+        sets = [np.array(s, dtype=np.int64) for k in range(min(budget, len(cands)) + 1)
+                for s in itertools.combinations(cands, k)]
+        values = batched_objectives(problem, sets, batch_size=self.batch_size)
+        best = int(np.argmin(values))
+        return FlipResult(flipped=sets[best], lower_bound=float(values[best]),
+                          info={"n_sets": count, "objective": float(values[best])})

@@ -1,0 +1,213 @@
+"""Hypergradient of a surrogate objective with respect to relaxed flips z, for linear firms.
+
+The relaxed bilevel problem (the oracle's continuous relaxation):
+
+    labels      y(z)_i = y_i + z_k (1 - 2 y_i)   for candidate i = rows[k], z in [0, 1]^c; other labels fixed
+    inner       theta*(z) = argmin_theta J(theta; y(z))            (the firm's own training problem)
+    outer       L(z) = S(X_eval theta*(z) - t; y_eval, a_eval)     (a smooth surrogate S of the objective)
+
+Two ways to get dL/dz, each batched over B relaxed flip vectors (e.g. one per budget):
+
+- ``implicit``: differentiate the optimality condition grad_theta J(theta*, y) = 0. With v = H^{-1} dL/dtheta
+  (one Hessian solve: Cholesky for small p, matrix-free conjugate gradient for large p),
+  dL/dy = -d/dy [v . grad_theta J(theta*, y)], a vector-Jacobian product taken by autograd through the firm's
+  closed-form gradient (which is linear in y), then dL/dz_k = dL/dy_{rows[k]} (1 - 2 y_{rows[k]}).
+- ``unrolled``: run K Newton (or gradient) steps of the inner problem from a fixed start inside torch autograd
+  and backpropagate through them; it approaches the implicit gradient as K grows (an ablation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from fairflip._errors import FairflipError
+from fairflip.firms import LinearFirm
+from fairflip.surrogates import FairnessSurrogate
+
+LinearSolver = Literal["auto", "cholesky", "cg"]
+UnrollKind = Literal["newton", "gradient"]
+# Above this many parameters the Hessian is no longer formed: CG uses Hessian-vector products only.
+CHOLESKY_MAX_PARAMS = 2000
+
+
+@dataclass
+class SoftFlipBilevel:
+    """The relaxed flip problem of one firm on one training set, with everything as torch tensors.
+
+    Attributes:
+        firm: the linear firm (its device and dtype are used throughout).
+        Xd: shape (n, p) training design matrix with intercept column.
+        y: shape (n,) original training labels (float).
+        rows: shape (c,) int64 candidate rows.
+        X_eval: shape (m, p) design matrix of the rows the objective is measured on.
+        y_eval: shape (m,) their original labels; a_eval: shape (m,) their minority indicator.
+        surrogate: the smooth objective S.
+        sample_weight: shape (n,) training weights, or None.
+    """
+
+    firm: LinearFirm
+    Xd: torch.Tensor
+    y: torch.Tensor
+    rows: torch.Tensor
+    X_eval: torch.Tensor
+    y_eval: torch.Tensor
+    a_eval: torch.Tensor
+    surrogate: FairnessSurrogate
+    sample_weight: torch.Tensor | None = None
+
+    @property
+    def sign(self) -> torch.Tensor:
+        """Direction of each candidate's flip, 1 - 2 y_i, shape (c,)."""
+        return 1.0 - 2.0 * self.y[self.rows]
+
+    def labels(self, z: torch.Tensor) -> torch.Tensor:
+        """Soft training labels y(z), z shape (B, c) -> (B, n) (differentiable in z)."""
+        Y = self.y.expand(z.shape[0], -1).clone()
+        Y[:, self.rows] = self.y[self.rows] + z * self.sign
+        return Y
+
+    def inner(self, z: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+        """theta*(z) by the firm's damped Newton, z (B, c) -> (B, p); ``init`` (B, p) warm-starts it."""
+        return self.firm.fit_params(self.Xd, self.labels(z.detach()), sample_weight=self.sample_weight, init=init)
+
+    def outer(self, theta: torch.Tensor) -> torch.Tensor:
+        """Surrogate value of each parameter vector, theta (B, p) -> (B,)."""
+        margins = theta @ self.X_eval.T - self.firm.score_threshold
+        return self.surrogate(margins, self.y_eval, self.a_eval)
+
+
+def conjugate_gradient(
+    matvec, b: torch.Tensor, *, tol: float = 1e-13, max_iter: int | None = None
+) -> torch.Tensor:
+    """Solve A x = b for a batch of symmetric positive definite systems given only x -> A x.
+
+    Args:
+        matvec: maps (B, p) -> (B, p), the products A_b x_b.
+        b: shape (B, p) right-hand sides.
+        tol: stop when every residual norm is below tol times its right-hand side's norm.
+        max_iter: iteration cap (default 10 p).
+
+    Returns:
+        x, shape (B, p).
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    d = r.clone()
+    rs = (r * r).sum(-1)
+    target = (tol * b.norm(dim=-1)) ** 2
+    for _ in range(max_iter or 10 * b.shape[-1]):
+        if bool((rs <= target).all()):
+            break
+        Ad = matvec(d)
+        curv = (d * Ad).sum(-1)
+        # Converged systems have d = 0; keep their step at zero instead of dividing 0 by 0.
+        alpha = torch.where(curv > 0, rs / curv.clamp_min(torch.finfo(b.dtype).tiny), torch.zeros_like(rs))
+        x = x + alpha[:, None] * d
+        r = r - alpha[:, None] * Ad
+        rs_new = (r * r).sum(-1)
+        d = r + (rs_new / rs.clamp_min(torch.finfo(b.dtype).tiny))[:, None] * d
+        rs = rs_new
+    return x
+
+
+def _solve_hessian(problem: SoftFlipBilevel, theta: torch.Tensor, Y: torch.Tensor, g: torch.Tensor,
+                   solver: LinearSolver) -> torch.Tensor:
+    """v = H(theta, Y)^{-1} g for a batch: theta, g (B, p), Y (B, n) -> (B, p)."""
+    firm, Xd, sw = problem.firm, problem.Xd, problem.sample_weight
+    p = theta.shape[-1]
+    if solver == "auto":
+        solver = "cholesky" if p <= CHOLESKY_MAX_PARAMS else "cg"
+    if solver == "cholesky":
+        L = torch.linalg.cholesky(firm.hessian(theta, Xd, Y, sw))
+        return torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+    if solver != "cg":
+        raise FairflipError(f"linear solver must be auto, cholesky or cg, got {solver!r}")
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        grad = firm.gradient(th, Xd, Y, sw)
+
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            # d/dtheta (v . grad J) = H v, as H is symmetric; no p x p matrix is formed.
+            return torch.autograd.grad(grad, th, grad_outputs=v, retain_graph=True)[0]
+
+        return conjugate_gradient(hvp, g)
+
+
+def implicit_hypergradient(
+    problem: SoftFlipBilevel, z: torch.Tensor, theta: torch.Tensor, *, solver: LinearSolver = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Surrogate value and dL/dz at the inner optimum, by implicit differentiation.
+
+    Args:
+        problem: the relaxed bilevel problem.
+        z: shape (B, c) relaxed flips.
+        theta: shape (B, p) the inner optimum theta*(z) (e.g. from :meth:`SoftFlipBilevel.inner`).
+        solver: ``cholesky`` (forms H, small p), ``cg`` (Hessian-vector products, large p) or ``auto``.
+
+    Returns:
+        (L (B,), dL/dz (B, c)).
+    """
+    firm, Xd, sw = problem.firm, problem.Xd, problem.sample_weight
+    with torch.enable_grad():
+        th = theta.detach().requires_grad_(True)
+        value = problem.outer(th)
+        g = torch.autograd.grad(value.sum(), th)[0]
+    Y = problem.labels(z.detach())
+    v = _solve_hessian(problem, theta.detach(), Y, g, solver)
+    with torch.enable_grad():
+        Yg = Y.detach().requires_grad_(True)
+        # grad_theta J is linear in the labels, so this vector-Jacobian product is exact at any label point.
+        inner_grad = firm.gradient(theta.detach(), Xd, Yg, sw)
+        dL_dY = -torch.autograd.grad(inner_grad, Yg, grad_outputs=v)[0]
+    return value.detach(), dL_dY[:, problem.rows] * problem.sign
+
+
+def unrolled_hypergradient(
+    problem: SoftFlipBilevel,
+    z: torch.Tensor,
+    theta0: torch.Tensor,
+    *,
+    steps: int = 10,
+    kind: UnrollKind = "newton",
+    step_size: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Surrogate value and dL/dz by differentiating through ``steps`` inner iterations (an ablation).
+
+    Args:
+        problem: the relaxed bilevel problem.
+        z: shape (B, c) relaxed flips.
+        theta0: shape (B, p) starting parameters (treated as constants).
+        steps: number of unrolled iterations K >= 1.
+        kind: ``newton`` (full Newton steps) or ``gradient`` (gradient descent).
+        step_size: gradient-descent step; default 1 / (a bound on the Hessian's largest eigenvalue at theta0).
+
+    Returns:
+        (L (B,), dL/dz (B, c), theta_K (B, p)), L evaluated at theta_K.
+    """
+    if steps < 1:
+        raise FairflipError(f"unrolled differentiation needs at least one step, got {steps}")
+    if kind not in ("newton", "gradient"):
+        raise FairflipError(f"unroll kind must be newton or gradient, got {kind!r}")
+    firm, Xd, sw = problem.firm, problem.Xd, problem.sample_weight
+    with torch.enable_grad():
+        zg = z.detach().requires_grad_(True)
+        Y = problem.labels(zg)
+        theta = theta0.detach()
+        if kind == "gradient" and step_size is None:
+            H0 = firm.hessian(theta, Xd, Y.detach(), sw)
+            # Frobenius norm bounds the largest eigenvalue; with the loss's curvature changing along the path
+            # a factor 2 keeps the step safely below 2 / lambda_max.
+            step_size = 1.0 / (2.0 * float(torch.linalg.matrix_norm(H0).max()))
+        for _ in range(steps):
+            grad = firm.gradient(theta, Xd, Y, sw)
+            if kind == "newton":
+                H = firm.hessian(theta, Xd, Y, sw)
+                theta = theta - torch.linalg.solve(H, grad.unsqueeze(-1)).squeeze(-1)
+            else:
+                theta = theta - step_size * grad
+        value = problem.outer(theta)
+        dz = torch.autograd.grad(value.sum(), zg)[0]
+    return value.detach(), dz, theta.detach()
