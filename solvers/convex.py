@@ -149,7 +149,7 @@ class ConvexOracle(FlipMethod):
             info.update(status="trivial", objective=None, bound=None, mip_gap=None, solve_time=0.0,
                         true_objective=no_flip_value)
             return FlipResult(flipped=none, lower_bound=no_flip_value, info=info)
-        linear = _Linearisation(problem, firm, np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(y_eval))])
+        linear = ScoreLinearisation(problem, firm, np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(y_eval))])
         if firm.loss == "squared":
             return self._solve_ridge(problem, budget, linear, gaps, formulation, no_flip_value, info)
         return self._trust_region(problem, budget, linear, gaps, formulation, no_flip_value, info)
@@ -179,7 +179,8 @@ class ConvexOracle(FlipMethod):
     @staticmethod
     def _report_info(report: SolveReport) -> dict[str, Any]:
         return {"status": report.status, "objective": report.objective, "bound": report.bound,
-                "mip_gap": report.mip_gap, "solve_time": report.solve_time, "wall_time": report.wall_time}
+                "mip_gap": report.mip_gap, "abs_gap": report.abs_gap, "solve_time": report.solve_time,
+                "wall_time": report.wall_time}
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         model = linear.at(np.zeros(0, dtype=np.int64))
@@ -223,13 +224,16 @@ class ConvexOracle(FlipMethod):
                 if moves == 0:
                     break
         last = rounds[-1]
-        info.update({k: last[k] for k in ("status", "objective", "bound", "mip_gap", "wall_time")})
+        info.update({k: last[k] for k in ("status", "objective", "bound", "mip_gap", "abs_gap", "wall_time")})
         info.update(solve_time=total_time, rounds=rounds, true_objective=value)
         return FlipResult(flipped=flipped, lower_bound=None, info=info)
 
 
-class _Linearisation:
+class ScoreLinearisation:
     """Builds the affine score model of a linear firm around given flips (exact for ridge, first order otherwise).
+
+    Around flips z_k the firm is retrained exactly (theta_k) and the label Jacobian taken there, so the model's
+    scores equal the firm's at z_k; for the ridge firm they equal the retrained firm's scores for every z.
 
     Args:
         problem: the flip problem (n training rows, c candidates).

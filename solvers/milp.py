@@ -138,7 +138,9 @@ class SolveReport:
         status: CVXPY status string (``optimal``, ``user_limit`` on a time limit, ``infeasible``, ...).
         objective: the solver's objective value, or None.
         bound: the best proven lower bound on the formulation's optimum (the LP optimum itself), or None.
-        mip_gap: the solver's relative MIP gap, or None.
+        mip_gap: the solver's relative MIP gap, or None (relative to the objective, so it reads 1 when a proven
+            optimum is ~0; ``abs_gap`` is the one to read then).
+        abs_gap: objective - bound, or None.
         solve_time: seconds the solver reported (compile time excluded).
         wall_time: seconds including CVXPY's compilation.
     """
@@ -148,6 +150,7 @@ class SolveReport:
     objective: float | None
     bound: float | None
     mip_gap: float | None
+    abs_gap: float | None
     solve_time: float
     wall_time: float
 
@@ -388,6 +391,7 @@ def solve(
         objective=objective,
         bound=bound,
         mip_gap=gap,
+        abs_gap=None if objective is None or bound is None else objective - bound,
         solve_time=float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall,
         wall_time=wall,
     )
