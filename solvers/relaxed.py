@@ -210,6 +210,7 @@ class RelaxedOracle(FlipMethod):
             offset += len(prefixes[b])
             k = int(np.argmin(vals))
             info = {"surrogate": bilevel.surrogate.name, "surrogate_value": float(value[b]),
+                    "temperature_schedule": [self.schedule.kind, self.schedule.start, self.schedule.end],
                     "gradient": self.gradient, "steps": self.steps, "relaxation_time_s": relax_time,
                     "rounded_size": k, "rounded_objective": float(vals[k]), "relaxed_mass": float(z[b].sum())}
             flipped, objective = prefixes[b][k], float(vals[k])
