@@ -9,7 +9,7 @@ from .._errors import FairflipError
 from ._common import ArgumentParser
 
 # Subcommand modules, in the order `fairflip --help` lists them.
-SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd", "reproduce", "sweep")
+SUBCOMMANDS = ("flip", "evaluate", "datasets_cmd", "reproduce", "sweep", "gap")
 
 
 def build_parser() -> ArgumentParser:
