@@ -56,7 +56,10 @@ def _squared() -> MarginLoss:
 
 def _hinge_parts(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Quadratically smoothed hinge h(m) on the margin m and its first two derivatives."""
-    mid = (m > 0) & (m < 1)
+    # h'' jumps from 0 to 1 at m = 0; taking the right-hand value there keeps the Hessian non-singular at the
+    # all-zero start of Newton (every margin is 0), where the left-hand value left the intercept without curvature
+    # and Newton ended far from the optimum on separable or weakly regularised data.
+    mid = (m >= 0) & (m < 1)
     h = torch.where(m >= 1, torch.zeros_like(m), torch.where(m <= 0, 0.5 - m, 0.5 * (1 - m) ** 2))
     h1 = torch.where(m >= 1, torch.zeros_like(m), torch.where(m <= 0, -torch.ones_like(m), m - 1))
     h2 = mid.to(m.dtype)
