@@ -77,7 +77,8 @@ def test_ridge_equals_sklearn(seed, C):
         np.testing.assert_array_equal(m.predict(X), sk.predict(X))
 
 
-@pytest.mark.parametrize("seed,C,scale", [(0, 1.0, 1.0), (1, 0.1, 1.0), (2, 30.0, 1.0), (3, 10.0, 20.0)])
+@pytest.mark.parametrize("seed,C,scale", [(0, 1.0, 1.0), (1, 0.1, 1.0), (2, 30.0, 1.0), (3, 10.0, 20.0),
+                                          (4, 1e3, 1e3)])
 def test_smoothed_hinge_optimum(seed, C, scale):
     X, y = make_data(seed, scale=scale)
     firm = LinearFirm("smoothed-hinge", C=C)
@@ -93,6 +94,21 @@ def test_smoothed_hinge_optimum(seed, C, scale):
     assert ours <= ref.fun + 1e-10 * abs(ref.fun)
     assert ours == pytest.approx(ref.fun, rel=1e-8)
     np.testing.assert_allclose(theta.numpy(), ref.x, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", LINEAR_LOSSES)
+@pytest.mark.parametrize("C", [100.0, 1e4, 1e6])
+def test_newton_converges_when_weakly_regularised(loss, C, compas_split):
+    # separable data and COMPAS with a large C: the smoothed hinge used to stop far from its optimum here
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    train = compas_split[0]
+    for X, y in ((X, (X[:, 0] > 0).astype(float)), (FeaturePreparer().fit_transform(train), train.y)):
+        firm = LinearFirm(loss, C=C)
+        Xd = firm.design(X)
+        Y = torch.as_tensor(np.stack([y, rng.random(len(y))]))
+        theta = firm.fit_params(Xd, Y)
+        assert float(firm.gradient(theta, Xd, Y).abs().max()) < 1e-7 * C
 
 
 @pytest.mark.parametrize("loss", LINEAR_LOSSES)
