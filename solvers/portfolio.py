@@ -186,9 +186,9 @@ class PortfolioOracle(FlipMethod):
                 continue
             seen.add(key)
             found = local_search(problem, sets[i], budget, ranker=ranker, **self.search)
-            comps[names[i]]["polished_objective"] = found.objective
-            comps[names[i]]["local_search_evaluations"] = found.evaluations
+            comps[names[i]].update(polished_objective=found.objective, local_search_evaluations=found.evaluations)
             sets[i], values[i] = found.flipped, found.objective
+            names[i] = f"{names[i]} + local search"
             polished += 1
         best = int(np.argmin(values))  # ties go to the earlier component (relaxed, convex, greedy, heuristics, none)
         lower = max(bounds) if bounds else None
