@@ -148,8 +148,11 @@ def test_methods_accept_an_intersectional_minority_unchanged(compas_race_sex, me
     train = train.subset(np.arange(1200))
     problem, prep = build_problem(train, direction="auto", seed=0)
     assert (train.a[problem.candidates] == 1).all()
-    flipped = get_method(method).select(problem, 10).flipped
-    assert len(flipped) == 10 and set(flipped.tolist()) <= set(problem.candidates.tolist())
+    chosen = get_method(method)
+    flipped = chosen.select(problem, 10).flipped
+    # heuristics spend the whole budget; greedy stops once no flip improves its objective
+    assert (len(flipped) == 10 if not chosen.omniscient else 0 < len(flipped) <= 10)
+    assert set(flipped.tolist()) <= set(problem.candidates.tolist())
     model = problem.firm.fit(problem.X, problem.flipped_labels(flipped))
     pred = model.predict(prep.transform(test))
     out = intersectional_metrics(test.y, pred, test.group, "race=African-American&sex=Female")
