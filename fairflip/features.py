@@ -45,6 +45,9 @@ class FeaturePreparer:
             self.mean_[c] = float(col.mean())
             self.scale_[c] = float(std) if std > 0 else 1.0
         for c in self.categorical_:
+            # astype(str) keeps missing values missing (pandas string dtype), so they are rejected here
+            if data.features[c].isna().any():
+                raise FairflipError(f"feature '{c}' contains NaN")
             self.categories_[c] = sorted(data.features[c].astype(str).unique().tolist())
         return self
 
@@ -79,12 +82,12 @@ class FeaturePreparer:
         missing = [c for c in (*self.numeric_, *self.categorical_) if c not in data.features.columns]
         if missing:
             raise FairflipError(f"feature column(s) {missing} missing from the data")
+        bad = [c for c in (*self.numeric_, *self.categorical_) if data.features[c].isna().any()]
+        if bad:
+            raise FairflipError(f"feature(s) {bad} contain NaN")
         blocks = []
         if self.numeric_:
             num = data.features[list(self.numeric_)].to_numpy(dtype=np.float64)
-            if np.isnan(num).any():
-                bad = [c for c in self.numeric_ if data.features[c].isna().any()]
-                raise FairflipError(f"feature(s) {bad} contain NaN")
             mean = np.array([self.mean_[c] for c in self.numeric_])
             scale = np.array([self.scale_[c] for c in self.numeric_])
             blocks.append((num - mean) / scale)
