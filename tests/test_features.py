@@ -107,6 +107,14 @@ def test_nan_and_misuse_raise(toy):
     prep = FeaturePreparer().fit(train)
     with pytest.raises(FairflipError, match="age.*NaN"):
         prep.transform(nan_train)
+    # a missing category is rejected too (pandas' string dtype keeps it missing), at fit and at transform
+    cat = train.features.copy()
+    cat.loc[1, "color"] = np.nan
+    cat_nan = make_dataset(cat, a=train.a, numeric=["age", "const"], categorical=["color", "size"])
+    with pytest.raises(FairflipError, match="'color'.*NaN"):
+        FeaturePreparer().fit(cat_nan)
+    with pytest.raises(FairflipError, match="color.*NaN"):
+        prep.transform(cat_nan)
     with pytest.raises(FairflipError, match="fitted"):
         FeaturePreparer().transform(train)
     short = make_dataset(test.features.drop(columns=["size"]), a=test.a, numeric=["age", "const"],
