@@ -12,6 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fairflip.cli import main
+from fairflip.collective import make_collective
 from fairflip.datasets import load_table
 from fairflip.features import FeaturePreparer
 from fairflip.metrics import all_metrics
@@ -86,8 +87,11 @@ def test_flip_json_report_and_evaluate_roundtrip(tables, capsys):
     assert len(np.unique(flipped)) == len(flipped)
     # candidates of the CSV we wrote: minority rows that carry label 0 (direction up)
     assert (train.loc[flipped, "race"] == MINORITY).all() and (train.loc[flipped, "label"] == 0).all()
-    n_minority_0 = int(((train["race"] == MINORITY) & (train["label"] == 0)).sum())
-    assert rep["n_candidates"] <= n_minority_0
+    # the same seeded collective drawn from the CSV's own columns has exactly these candidates
+    col = make_collective(train["label"].to_numpy(), (train["race"] == MINORITY).to_numpy(), fraction=0.3,
+                          direction="up", seed=3)
+    cands = col.candidates(train["label"].to_numpy())
+    assert rep["n_candidates"] == len(cands) and np.isin(flipped, cands).all()
     assert pd.read_csv(out_csv)["row"].tolist() == rep["flipped"]
     # metrics are those of the firm retrained on exactly these flips
     ref = refit_metrics(train, test, flipped, folder)
