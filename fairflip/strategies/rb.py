@@ -64,7 +64,7 @@ def reference_features(view: CollectiveView, scaling: Scaling) -> tuple[np.ndarr
 
 def check_classifier(model: ClassifierMixin | None) -> ClassifierMixin | None:
     """Return ``model`` after checking it is None or a scikit-learn classifier with ``predict_proba``."""
-    if model is not None and not (is_classifier(model) and hasattr(model, "predict_proba")):
+    if model is not None and not (hasattr(model, "fit") and hasattr(model, "predict_proba") and is_classifier(model)):
         raise FairflipError(f"model must be a scikit-learn classifier with predict_proba, got {model!r}")
     return model
 
