@@ -167,6 +167,8 @@ def print_json(obj: dict) -> None:
             return {k: clean(v) for k, v in o.items()}
         if isinstance(o, (list, tuple)):
             return [clean(v) for v in o]
+        if isinstance(o, np.ndarray):  # methods may report arrays in their info
+            return clean(o.tolist())
         if isinstance(o, np.generic):
             return clean(o.item())
         return o
