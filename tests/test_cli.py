@@ -12,6 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fairflip.cli import main
+from fairflip.cli._common import print_json
 from fairflip.collective import make_collective
 from fairflip.datasets import load_table
 from fairflip.features import FeaturePreparer
@@ -243,3 +244,12 @@ def test_subprocess_flip(tables):
     assert len(lines) == 1
     rep = json.loads(lines[0])
     assert rep["n_flipped"] == 12 and (train.loc[rep["flipped"], "race"] == MINORITY).all()
+
+
+def test_print_json_cleans_numpy_and_nan(capsys):
+    print_json({"a": np.float64(0.25), "b": float("nan"), "c": np.arange(3), "d": [np.int64(2), (np.inf, 1)],
+                "e": {"f": np.array([[0.5, np.nan]])}, "g": None})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out) == {"a": 0.25, "b": None, "c": [0, 1, 2], "d": [2, [None, 1]], "e": {"f": [[0.5, None]]},
+                               "g": None}
