@@ -84,7 +84,7 @@ def eqod_worst(y_true, y_pred, a) -> float:
 
 
 def demographic_parity(y_true, y_pred, a) -> float:
-    """|P(h = 1 | minority) - P(h = 1 | majority)|; inputs shape (n,) (y_true only validated, its cells may be empty)."""
+    """|P(h = 1 | minority) - P(h = 1 | majority)|; inputs shape (n,) (y_true is only validated)."""
     return _gap(y_true, y_pred, a, None)
 
 
