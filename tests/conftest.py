@@ -7,8 +7,8 @@ import pytest
 import torch
 
 torch.set_default_dtype(torch.float64)
-# The test machine is small and shared: a second intra-op thread only spins against other processes and makes
-# small batched Newton solves 10-50 times slower under load, so the suite runs torch single-threaded.
+# On a small, busy machine a second intra-op thread only spins against other processes and makes small batched
+# Newton solves 10-50 times slower, so the suite runs torch single-threaded.
 torch.set_num_threads(1)
 
 
