@@ -47,7 +47,8 @@ from fairflip.methods import FlipMethod, FlipResult, register_method
 from fairflip.problem import FlipProblem
 
 from .implicit import label_jacobian
-from .milp import AffineScores, FairnessGaps, SolveReport, exact_threshold_problem, fairness_gaps, score_gap_problem, solve
+from .milp import (AffineScores, FairnessGaps, SolveReport, exact_threshold_problem, fairness_gaps,
+                   score_gap_problem, solve)
 
 Formulation = Literal["auto", "score-gap-lp", "score-gap-milp", "exact-milp"]
 FORMULATIONS = ("auto", "score-gap-lp", "score-gap-milp", "exact-milp")
@@ -179,8 +180,8 @@ class ConvexOracle(FlipMethod):
     @staticmethod
     def _report_info(report: SolveReport) -> dict[str, Any]:
         return {"status": report.status, "objective": report.objective, "bound": report.bound,
-                "mip_gap": report.mip_gap, "abs_gap": report.abs_gap, "solve_time": report.solve_time,
-                "wall_time": report.wall_time}
+                "mip_gap": report.mip_gap, "abs_gap": report.abs_gap, "n_binary": report.n_binary,
+                "solve_time": report.solve_time, "wall_time": report.wall_time}
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         model = linear.at(np.zeros(0, dtype=np.int64))
@@ -215,7 +216,7 @@ class ConvexOracle(FlipMethod):
                     if not np.array_equal(s, flipped)]
             new_flips, new_value = _best_of(problem, sets, flipped, value)
             accepted = new_value < value
-            rounds.append({"radius": moves, **self._report_info(report), "true_objective": new_value,
+            rounds.append({"radius": moves, **self._report_info(report), "incumbent_objective": new_value,
                            "accepted": bool(accepted)})
             if accepted:
                 flipped, value = new_flips, new_value
@@ -223,8 +224,8 @@ class ConvexOracle(FlipMethod):
                 moves //= 2
                 if moves == 0:
                     break
-        last = rounds[-1]
-        info.update({k: last[k] for k in ("status", "objective", "bound", "mip_gap", "abs_gap", "wall_time")})
+        # The top-level solver fields describe the last round; ``rounds`` keeps every round's report.
+        info.update({k: v for k, v in rounds[-1].items() if k not in ("radius", "incumbent_objective", "accepted")})
         info.update(solve_time=total_time, rounds=rounds, true_objective=value)
         return FlipResult(flipped=flipped, lower_bound=None, info=info)
 

@@ -26,6 +26,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,7 @@ class SolveReport:
         mip_gap: the solver's relative MIP gap, or None (relative to the objective, so it reads 1 when a proven
             optimum is ~0; ``abs_gap`` is the one to read then).
         abs_gap: objective - bound, or None.
+        n_binary: number of binary variables (flips and prediction indicators).
         solve_time: seconds the solver reported (compile time excluded).
         wall_time: seconds including CVXPY's compilation.
     """
@@ -151,6 +153,7 @@ class SolveReport:
     bound: float | None
     mip_gap: float | None
     abs_gap: float | None
+    n_binary: int
     solve_time: float
     wall_time: float
 
@@ -371,7 +374,10 @@ def solve(
         _silence_highs_banner()
     start = time.perf_counter()
     try:
-        problem.solve(solver=solver, **solver_options(solver, time_limit, options))
+        with warnings.catch_warnings():
+            # A time-limited MIP ends "inaccurate" by design; the status is reported, not hidden.
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver=solver, **solver_options(solver, time_limit, options))
     except cp.error.SolverError as exc:
         raise FairflipError(f"solver {solver} failed: {exc}") from exc
     wall = time.perf_counter() - start
@@ -392,6 +398,7 @@ def solve(
         bound=bound,
         mip_gap=gap,
         abs_gap=None if objective is None or bound is None else objective - bound,
+        n_binary=int(sum(v.size for v in problem.variables() if v.attributes["boolean"])),
         solve_time=float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall,
         wall_time=wall,
     )
