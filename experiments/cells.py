@@ -220,15 +220,18 @@ def run_cell(cell: Cell) -> dict:
         method's ``select_time_s``. ``extra`` holds the flipped rows and the method's diagnostics.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
-    # One thread per cell: cells run side by side in separate processes, and a fixed thread count keeps
-    # floating-point reductions, hence results, identical from run to run.
+    # One thread per cell (torch, and the BLAS/OpenMP pools of numpy and scikit-learn): cells run side by side
+    # in separate processes, and a fixed thread count keeps floating-point reductions, hence results, identical
+    # from run to run.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        if cell.kind == "firm_side":
-            return _run_firm_side(cell)
-        return _run_flip(cell)
+        with threadpool_limits(limits=1):
+            if cell.kind == "firm_side":
+                return _run_firm_side(cell)
+            return _run_flip(cell)
     finally:
         torch.set_num_threads(threads)
 

@@ -13,7 +13,9 @@ from .backends import make_backend
 from .report import write_report
 from .runner import RunSummary, run_cells
 from .store import ResultStore
-from .studies import STUDIES, STUDY_ORDER, StudyResult, load_config
+from .studies import ORACLES, STUDIES, STUDY_ORDER, StudyResult, load_config
+
+SLOW_FIRMS = ("mlp", "gbdt")
 
 
 @dataclass
@@ -46,6 +48,7 @@ def reproduce(
     workers: int = 1,
     address: str | None = None,
     progress: bool = True,
+    configs: str | Path | None = None,
 ) -> ReproduceSummary:
     """Run the studies into the store in ``out`` and write ``report.html``, ``report.md`` and ``results.csv``.
 
@@ -58,6 +61,7 @@ def reproduce(
         workers: local processes, or CPUs of a local Ray instance.
         address: Ray cluster address (``--backend ray`` only).
         progress: show progress bars.
+        configs: folder of study configs (``<study>.toml``) replacing the packaged ones.
 
     Returns:
         a :class:`ReproduceSummary`.
@@ -68,9 +72,11 @@ def reproduce(
     if unknown:
         raise FairflipError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                             f"choose from {', '.join(STUDY_ORDER)}")
-    configs = [load_config(n, quick=quick, seeds=seeds) for n in names]
-    plans = [STUDIES[c.name].plan(c) for c in configs]
-    cells = [cell for p in plans for cell in p.cells]
+    cfgs = [load_config(n, quick=quick, seeds=seeds, folder=configs) for n in names]
+    plans = [STUDIES[c.name].plan(c) for c in cfgs]
+    # The slowest cells (oracles, non-linear firms) first, so that the pool's last minutes are not one long cell.
+    cells = sorted((cell for p in plans for cell in p.cells),
+                   key=lambda c: not (c.method in ORACLES or c.firm in SLOW_FIRMS))
     out = Path(out)
     store = ResultStore(out)
     runner = make_backend(backend, workers=workers, address=address)
@@ -80,7 +86,7 @@ def reproduce(
         runner.close()
     records = {r["config_hash"]: r for r in store.records({c.config_hash for c in cells})}
     results = []
-    for cfg, plan in zip(configs, plans):
+    for cfg, plan in zip(cfgs, plans):
         hashes = {c.config_hash for c in plan.cells}
         frame = store.table(hashes & set(records))
         res = STUDIES[cfg.name].summarise(cfg, frame, records)

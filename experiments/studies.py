@@ -9,9 +9,11 @@ threshold stated in its sentence; nothing is hard-coded.
 from __future__ import annotations
 
 import itertools
+import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -54,11 +56,19 @@ class StudyConfig:
         return self.grid.get("max_rows", {}).get(dataset)
 
 
-def load_config(name: str, *, quick: bool = False, seeds: int | None = None) -> StudyConfig:
-    """Read ``configs/<name>.toml``; ``quick`` applies its ``[quick]`` table, ``seeds`` overrides the seed count."""
+def load_config(name: str, *, quick: bool = False, seeds: int | None = None,
+                folder: str | os.PathLike | None = None) -> StudyConfig:
+    """Read ``<name>.toml`` from ``folder`` (default: the packaged ``configs/``); ``quick`` applies its
+    ``[quick]`` table, ``seeds`` overrides the seed count."""
     if name not in STUDY_ORDER:
         raise FairflipError(f"unknown study '{name}'; choose from {', '.join(STUDY_ORDER)}")
-    text = resources.files("fairflip.experiments").joinpath("configs", f"{name}.toml").read_text()
+    if folder is None:
+        text = resources.files("fairflip.experiments").joinpath("configs", f"{name}.toml").read_text()
+    else:
+        path = Path(folder) / f"{name}.toml"
+        if not path.is_file():
+            raise FairflipError(f"no config for study '{name}' in {folder}")
+        text = path.read_text()
     raw = tomllib.loads(text)
     grid = dict(raw["grid"])
     if quick:
@@ -111,7 +121,7 @@ def _datasets(cfg: StudyConfig, notes: list[str]) -> list[str]:
         if ok:
             out.append(name)
         else:
-            notes.append(f"dataset {name} skipped (not in the data home): {why.splitlines()[0][:160]}")
+            notes.append(f"dataset {name} skipped (absent from the data home or unknown): {why.splitlines()[0][:160]}")
     return out
 
 

@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes, or CPUs of a local Ray instance (default: all cores)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 5, or 2 with --quick)")
+    p.add_argument("--configs", help="folder of study configs (<study>.toml) to use instead of the packaged ones")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -31,7 +32,7 @@ def run(args) -> int:
     workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
     summary = reproduce(out=args.out, studies=args.studies, quick=args.quick, seeds=args.seeds,
                         backend=args.backend, workers=workers, address=args.address,
-                        progress=not args.no_progress and sys.stderr.isatty())
+                        progress=not args.no_progress and sys.stderr.isatty(), configs=args.configs)
     run_ = summary.run
     for cell, err in run_.failed[:5]:
         sys.stderr.write(f"fairflip: cell {cell.label()} failed: {err.strip().splitlines()[-1]}\n")
