@@ -116,6 +116,16 @@ def test_exact_milp_on_validation_rows_equals_brute_force():
         assert result.lower_bound <= optimum + 1e-9
 
 
+def test_exact_milp_with_sample_weights_equals_brute_force():
+    for seed in (23, 24):
+        problem = tiny_problem(seed, objective="eqod-worst")
+        problem.sample_weight = np.random.default_rng(seed).uniform(0.5, 2.0, problem.n)
+        optimum = brute_force(problem, 3)
+        result = ConvexOracle(formulation="exact-milp").select(problem, 3)
+        assert float(problem.objective_of([result.flipped])[0]) == pytest.approx(optimum, abs=1e-12)
+        assert result.lower_bound <= optimum + 1e-9
+
+
 def test_auto_picks_exact_milp_for_small_ridge_and_score_gap_for_large():
     problem = tiny_problem(1)
     assert ConvexOracle().select(problem, 2).info["formulation"] == "exact-milp"
@@ -159,7 +169,8 @@ def test_trust_region_never_worse_than_no_flips(loss, formulation):
         assert result.lower_bound is None
         rounds = result.info["rounds"]
         assert rounds and all(r["status"] in ("optimal", "user_limit") for r in rounds)
-        assert rounds[-1]["radius"] in (1, 2, 3) or len(rounds) == 20
+        # The rounds stop when a radius-1 step fails to improve (or at max_rounds).
+        assert (rounds[-1]["radius"] == 1 and not rounds[-1]["accepted"]) or len(rounds) == 20
         assert all("bound" in r and "mip_gap" in r for r in rounds)
 
 
@@ -172,6 +183,19 @@ def test_logistic_trust_region_improves_on_a_real_subsample(compas):
     result = ConvexOracle(formulation="score-gap-milp").select(problem, 10)
     assert result.info["true_objective"] < result.info["objective_no_flips"]
     assert result.info["true_objective"] == pytest.approx(float(problem.objective_of([result.flipped])[0]))
+
+
+def test_time_limit_keeps_incumbent_and_a_valid_bound(compas):
+    from fairflip.datasets import stratified_split
+    from fairflip.problem import build_problem
+
+    # This instance (400 rows, 43 candidates, M = 10) takes HiGHS well over a minute to prove optimal.
+    train, _ = stratified_split(compas, test_size=1 - 400 / len(compas.y), seed=0)
+    problem, _ = build_problem(train, firm="ridge", direction="auto", seed=0)
+    result = ConvexOracle(formulation="exact-milp", time_limit=2.0).select(problem, 10)
+    assert result.info["status"] == "user_limit"
+    assert result.info["true_objective"] < result.info["objective_no_flips"]
+    assert result.lower_bound is not None and 0 <= result.lower_bound <= result.info["true_objective"]
 
 
 # ----- reporting and other solvers -----
