@@ -172,12 +172,12 @@ def cleaning_figure(table: pd.DataFrame):
             base = part[part.method == "none"]
             ax_eq, ax_rec = axes[r, c], axes[r, len(cleaners) + c]
             for m in methods:
-                for stealthy, style in ((False, "-"), (True, "--")):
+                for stealthy, style, marker in ((False, "-", "o"), (True, "--", "s")):
                     line = part[(part.method == m) & (part.stealth == stealthy)].sort_values("budget_share")
                     label = f"{m}{' (stealth)' if stealthy else ''}"
-                    ax_eq.plot(line.budget_share, line.eqod_after, style, marker="o", ms=3, color=colours[m],
-                               label=label)
-                    ax_rec.plot(line.budget_share, line.recall, style, marker="o", ms=3, color=colours[m])
+                    kw = {"marker": marker, "ms": 4, "color": colours[m], "mfc": "none" if stealthy else colours[m]}
+                    ax_eq.plot(line.budget_share, line.eqod_after, style, label=label, **kw)
+                    ax_rec.plot(line.budget_share, line.recall, style, **kw)
             if len(base):
                 ax_eq.axhline(float(base.eqod_before.iloc[0]), color="0.5", lw=1)
                 ax_eq.axhline(float(base.eqod_after.iloc[0]), color="0.5", lw=1, ls=":")

@@ -175,3 +175,37 @@ def test_drop_rows_keeps_collective_and_flips_aligned(small):
     assert set(kept.tolist()) <= set(sub.candidates.tolist())
     with pytest.raises(FairflipError, match="every training row"):
         drop_rows(problem, np.zeros(problem.n, dtype=bool))
+
+
+# ----- the study's rows and report section -----
+def test_study_rows_and_report_section():
+    import pandas as pd
+
+    from fairflip.experiments.cells import Cell, prepare
+    from fairflip.experiments.study_cleaning import cleaning_figure, cleaning_rows, report_section
+    from fairflip.methods import get_seeded_method
+    from fairflip.problem import evaluate_flips
+
+    cells = [Cell(study="cleaning", dataset="compas", method=m, seed=0, budget=b, max_rows=800)
+             for m, b in (("none", 0), ("random", 0.25))]
+    rows = [r for c in cells for r in cleaning_rows(c, cleaners=["confident", "loss"], loss_fraction=0.05,
+                                                    safety=0.0)]
+    table = pd.DataFrame.from_records(rows)
+    # none: one row per cleaner; random: plain and stealthy flips per cleaner
+    assert len(table) == 2 + 4
+    assert table.loc[table.method == "none", "recall"].isna().all()
+    src = prepare(cells[1])
+    plain = table[(table.method == "random") & ~table.stealth]
+    assert (plain.n_flipped == round(0.25 * len(src.problem.candidates))).all()
+    chosen = get_seeded_method("random", 0).select(src.problem, int(plain.budget.iloc[0])).flipped
+    before = evaluate_flips(src.problem, chosen, test=src.test_arrays)["test"]["eqod"]
+    assert plain.eqod_before.tolist() == [before, before]
+    for cleaner in ("confident", "loss"):
+        after = evaluate_cleaned(src.problem, chosen, cleaner=cleaner, test=src.test_arrays, seed=1)
+        row = plain[plain.cleaner == cleaner].iloc[0]
+        assert row.eqod_after == after["test"]["eqod"] and row.recall == after["report"]["recall"]
+    text = report_section(table)
+    assert text.startswith("## The firm cleans its labels")
+    assert text.count("| compas |") == 6 and "stealth" in text and "plain" in text
+    fig = cleaning_figure(table)
+    assert len(fig.axes) == 4
