@@ -12,7 +12,7 @@ from fairflip.cleaning import cross_val_proba, evaluate_cleaned, loss_cutoff, ro
 from fairflip.collective import Collective
 from fairflip.methods import available_methods, get_method
 from fairflip.problem import build_problem
-from solvers.stealth import detection_threshold
+from fairflip.solvers.stealth import detection_threshold
 
 
 def test_threshold_closed_forms():
