@@ -83,6 +83,11 @@ class LocalBackend:
         """Nothing to release (the pool closes with each run)."""
 
 
+def task_resources(cell: Cell) -> dict:
+    """Ray resources of one cell's task: one CPU, plus one GPU when the cell runs on cuda."""
+    return {"num_cpus": 1, "num_gpus": 1 if cell.device == "cuda" else 0}
+
+
 class RayBackend:
     """Cells as Ray tasks on a local Ray instance or a cluster.
 
@@ -104,7 +109,8 @@ class RayBackend:
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:
-            env = {"env_vars": {"FAIRFLIP_DATA": os.environ["FAIRFLIP_DATA"]}} if "FAIRFLIP_DATA" in os.environ else None
+            data = os.environ.get("FAIRFLIP_DATA")
+            env = {"env_vars": {"FAIRFLIP_DATA": data}} if data else None
             kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env=env)
             if address is None:
                 ray.init(num_cpus=workers, **kwargs)
@@ -122,8 +128,7 @@ class RayBackend:
             while queue or in_flight:
                 while queue and len(in_flight) < self._window:
                     cell = queue.pop()
-                    gpus = 1 if cell.device == "cuda" else 0
-                    ref = self._task.options(num_cpus=1, num_gpus=gpus).remote(cell.to_dict())
+                    ref = self._task.options(**task_resources(cell)).remote(cell.to_dict())
                     in_flight[ref] = cell
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:

@@ -103,9 +103,9 @@ def write_report(results: list[StudyResult], out: str | os.PathLike, *, run_info
              "<h3>Our numbers beside the paper's</h3>", papers.to_html(index=False)]
     for res in results:
         c = res.config
-        md += [f"\n## {c.number}. {c.title}\n", f"Paper, {PAPER_LABEL}: {c.paper}\n", f"**{res.verdict}**\n"]
+        md += [f"\n## {c.number}. {c.title}\n", f"Claim in the {PAPER_LABEL}: {c.paper}\n", f"**{res.verdict}**\n"]
         parts += [f"<h2>{c.number}. {html.escape(c.title)}</h2>",
-                  f"<p>Paper, {html.escape(PAPER_LABEL)}: {html.escape(c.paper)}</p>",
+                  f"<p>Claim in the {html.escape(PAPER_LABEL)}: {html.escape(c.paper)}</p>",
                   f"<p class='v'><b>{html.escape(res.verdict)}</b></p>"]
         for name in res.figures:
             png = figs[name]["png"]

@@ -1,4 +1,4 @@
-"""The main job: plan the studies, run their cells (resuming from the store), export the tidy table, write the report."""
+"""The main job: plan the studies, run their cells (resuming from the store), export the tidy table, report."""
 
 from __future__ import annotations
 

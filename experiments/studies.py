@@ -121,7 +121,8 @@ def _datasets(cfg: StudyConfig, notes: list[str]) -> list[str]:
         if ok:
             out.append(name)
         else:
-            notes.append(f"dataset {name} skipped (absent from the data home or unknown): {why.splitlines()[0][:160]}")
+            reason = why.splitlines()[0][:160]
+            notes.append(f"dataset {name} skipped (absent from the data home or unknown): {reason}")
     return out
 
 
@@ -135,7 +136,8 @@ def _methods(names, notes: list[str]) -> list[str]:
     return [m for m in names if m in have]
 
 
-def _grid_cells(cfg: StudyConfig, datasets, methods, *, budgets=None, known=(None,), params=({},), **fixed) -> list[Cell]:
+def _grid_cells(cfg: StudyConfig, datasets, methods, *, budgets=None, known=(None,), params=({},),
+                **fixed) -> list[Cell]:
     g = cfg.grid
     fixed.setdefault("firm", g.get("firm", "logistic"))
     cells = []

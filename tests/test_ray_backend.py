@@ -7,7 +7,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from fairflip.experiments.backends import LocalBackend, RayBackend  # noqa: E402
+from fairflip.experiments.backends import LocalBackend, RayBackend, task_resources  # noqa: E402
 from fairflip.experiments.cells import Cell  # noqa: E402
 from fairflip.experiments.runner import run_cells  # noqa: E402
 from fairflip.experiments.store import ResultStore  # noqa: E402
@@ -48,3 +48,10 @@ def test_failed_cell_on_ray_is_reported(local_ray, tmp_path):
     with ResultStore(tmp_path) as store:
         summary = run_cells([bad], store, RayBackend(workers=2), progress=False)
         assert summary.computed == 0 and "unknown dataset" in summary.failed[0][1] and store.count() == 0
+
+
+def test_cuda_cells_ask_ray_for_a_gpu():
+    cpu = Cell(study="ray", dataset="compas", method="random", seed=0, budget=1)
+    gpu = Cell(study="ray", dataset="compas", method="oracle-relaxed", seed=0, budget=1, device="cuda")
+    assert task_resources(cpu) == {"num_cpus": 1, "num_gpus": 0}
+    assert task_resources(gpu) == {"num_cpus": 1, "num_gpus": 1}
