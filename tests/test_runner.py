@@ -87,7 +87,7 @@ def test_sigkill_then_restart_finishes_without_redoing_or_duplicating(sweep_scri
                 landed = store.count()
             if landed >= 4:
                 break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "the sweep ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
