@@ -86,7 +86,7 @@ def cleaning_rows(cell: Cell, *, cleaners: list[str], loss_fraction: float, safe
     if cell.method != "none":
         for c in cleaners:
             stealth = get_seeded_method("oracle-stealth", cell.seed, base=cell.method, against=c,
-                                        fraction=loss_fraction, safety=safety)
+                                        fraction=loss_fraction, safety=safety, base_params=cell.param_dict)
             variants.append((True, c, stealth.select(problem, budget).flipped))
     rows = []
     for stealthy, cleaner, flipped in variants:
@@ -105,13 +105,14 @@ def cleaning_rows(cell: Cell, *, cleaners: list[str], loss_fraction: float, safe
     return rows
 
 
-def run_cleaning_study(*, quick: bool = False, seeds: int | None = None, progress: bool = False
-                       ) -> tuple[pd.DataFrame, "object"]:
+def run_cleaning_study(*, quick: bool = False, seeds: int | None = None, datasets: list[str] | None = None,
+                       progress: bool = False) -> tuple[pd.DataFrame, "object"]:
     """Run the cleaning study of ``configs/cleaning.toml``.
 
     Args:
         quick: the ``[quick]`` variant (fewer methods, one budget and seed, subsampled data).
         seeds: number of seeds, overriding the config.
+        datasets: run only these datasets (default: the config's).
         progress: print one line per finished cell.
 
     Returns:
@@ -121,12 +122,13 @@ def run_cleaning_study(*, quick: bool = False, seeds: int | None = None, progres
     cfg = load_cleaning_config(quick=quick, seeds=seeds)
     g = cfg["grid"]
     methods = _registered(g["methods"])
+    method_params = g.get("method_params", {})
     rows: list[dict] = []
     combos = [("none", 0)] + list(itertools.product(methods, g["budgets"]))
-    for ds, (method, budget), fraction, seed in itertools.product(g["datasets"], combos, g["fractions"],
-                                                                  range(int(g["seeds"]))):
+    for ds, (method, budget), fraction, seed in itertools.product(datasets or g["datasets"], combos,
+                                                                  g["fractions"], range(int(g["seeds"]))):
         cell = Cell(study="cleaning", dataset=ds, method=method, seed=seed, collective_fraction=fraction,
-                    budget=budget, direction=g["direction"], firm=g["firm"],
+                    budget=budget, direction=g["direction"], firm=g["firm"], params=method_params.get(method, {}),
                     max_rows=g.get("max_rows", {}).get(ds))
         rows += cleaning_rows(cell, cleaners=list(g["cleaners"]), loss_fraction=float(g["loss_fraction"]),
                               safety=float(g["stealth_safety"]))
@@ -304,12 +306,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="the quick variant of the config")
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides the config)")
     ap.add_argument("--only", choices=["cleaning", "intersectional"], default=None, help="run one study only")
+    ap.add_argument("--datasets", nargs="+", default=None, help="cleaning study: only these datasets")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clean = inter = None
     if args.only in (None, "cleaning"):
-        clean, fig = run_cleaning_study(quick=args.quick, seeds=args.seeds, progress=True)
+        clean, fig = run_cleaning_study(quick=args.quick, seeds=args.seeds, datasets=args.datasets, progress=True)
         clean.to_csv(out / "cleaning.csv", index=False)
         save_figure(fig, out / "figures", "cleaning")
     if args.only in (None, "intersectional"):
