@@ -140,6 +140,8 @@ def _grid_cells(cfg: StudyConfig, datasets, methods, *, budgets=None, known=(Non
                 **fixed) -> list[Cell]:
     g = cfg.grid
     fixed.setdefault("firm", g.get("firm", "logistic"))
+    # A config's device = "cuda" puts its cells on a GPU (and asks Ray for one).
+    fixed.setdefault("device", g.get("device", "cpu"))
     cells = []
     for ds, m, f, b, k, p, s in itertools.product(datasets, methods, g["fractions"], budgets or g["budgets"],
                                                   known, params, cfg.seeds):
@@ -153,6 +155,8 @@ def _baseline_cells(cfg: StudyConfig, datasets, **fixed) -> list[Cell]:
     """The unchanged firm (method none, no flips) per dataset and seed."""
     g = cfg.grid
     fixed.setdefault("firm", g.get("firm", "logistic"))
+    # A config's device = "cuda" puts its cells on a GPU (and asks Ray for one).
+    fixed.setdefault("device", g.get("device", "cpu"))
     return [Cell(study=cfg.name, dataset=ds, method="none", seed=s, collective_fraction=g["fractions"][0], budget=0,
                  direction=g.get("direction", "auto"), max_rows=cfg.max_rows(ds), **fixed)
             for ds in datasets for s in cfg.seeds]
