@@ -31,7 +31,7 @@ from .strategies.base import ScoringStrategy, resolve_budget, top_m
 METRICS = ("eqod", "eqod_worst", "dp", "eqopp", "error", "error_minority", "error_majority", "success")
 """Test metrics reported per row (see :func:`fairflip.metrics.all_metrics`)."""
 
-CONFIG = ("dataset", "method", "collective_fraction", "access", "direction", "budget")
+CONFIG = ("dataset", "method", "collective_fraction", "access", "known_majority", "direction", "budget")
 """Columns that identify one configuration; rows sharing them differ only in the seed."""
 
 
@@ -203,7 +203,8 @@ def average_seeds(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def pareto_front(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method", "collective_fraction", "access"),
+def pareto_front(table: pd.DataFrame, *,
+                 by: Sequence[str] = ("dataset", "method", "collective_fraction", "access", "known_majority"),
                  x: str = "error", y: str = "eqod") -> pd.DataFrame:
     """The seed-averaged configurations not dominated in (x, y), both minimised, within each group ``by``.
 
@@ -213,7 +214,7 @@ def pareto_front(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method
     Args:
         table: a :func:`sweep` table.
         by: columns that define separate fronts (default: one front per dataset, method, collective size and
-            access level, over the budgets).
+            access level (full, or m known majority rows), over the budgets).
         x, y: the two objectives (default test error and test EqOd).
 
     Returns:
@@ -234,7 +235,7 @@ def pareto_front(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method
     return avg.loc[keep].reset_index(drop=True)
 
 
-def best_eqod_per_size(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method", "access"),
+def best_eqod_per_size(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method", "access", "known_majority"),
                        max_error_increase: float | None = None) -> pd.DataFrame:
     """For each collective size (and group ``by``), the budget with the lowest seed-averaged test EqOd.
 

@@ -64,6 +64,9 @@ def test_budgets_as_fractions_and_validation(toy_split):
     for _, row in table.iterrows():
         assert row.max_flips == resolve_budget(row.budget, row.n_candidates)
     assert table.n_flipped.iloc[-1] == table.n_candidates.iloc[-1]
+    two_levels = average_seeds(sweep(train, test, methods=["rb-label"], budgets=[6], seeds=[0, 1],
+                                     known_majority=[5, 12]))
+    assert sorted(two_levels.known_majority) == [5, 12] and (two_levels.n_seeds == 2).all()
     members = np.zeros(len(train), dtype=bool)
     members[np.flatnonzero(train.a)[:40]] = True
     fixed = sweep(train, test, methods=["random"], budgets=[4], seeds=[0, 1], members=members)
@@ -79,7 +82,7 @@ def test_budgets_as_fractions_and_validation(toy_split):
 
 def test_pareto_front_matches_brute_force_dominance():
     rng = np.random.default_rng(0)
-    rows = [dict(dataset="d", method=m, collective_fraction=0.3, access="full", direction="up", budget=b, seed=s,
+    rows = [dict(dataset="d", method=m, collective_fraction=0.3, access="full", known_majority=100, direction="up", budget=b, seed=s,
                  max_flips=b, n_flipped=b, eqod=rng.random(), error=rng.random())
             for m in ("a", "b") for b in range(12) for s in range(2)]
     table = pd.DataFrame(rows)
@@ -95,7 +98,7 @@ def test_pareto_front_matches_brute_force_dominance():
 
 def test_best_eqod_per_size_against_pandas():
     rng = np.random.default_rng(1)
-    rows = [dict(dataset="d", method=m, collective_fraction=f, access="full", direction="up", budget=b, seed=s,
+    rows = [dict(dataset="d", method=m, collective_fraction=f, access="full", known_majority=100, direction="up", budget=b, seed=s,
                  max_flips=b, n_flipped=b, eqod=0.3 - 0.01 * b + 0.01 * rng.random(), error=0.1 + 0.005 * b)
             for m in ("a", "b") for f in (0.1, 0.3) for b in range(8) for s in range(3)]
     table = pd.DataFrame(rows)
