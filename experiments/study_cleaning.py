@@ -187,8 +187,9 @@ def cleaning_figure(table: pd.DataFrame):
                       ylabel="test EqOd")
             ax_rec.set(title=f"{ds}: flips caught ({cleaner})", xlabel="budget (share of candidates)",
                        ylabel="recall", ylim=(-0.02, 1.02))
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     return fig
 
 
