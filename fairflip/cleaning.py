@@ -83,8 +83,9 @@ def cross_val_proba(
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     # Newton-Cholesky: exact to tight tolerance and fast when rows far outnumber features, as here.
     model = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-10, max_iter=1_000)
-    params = None if sample_weight is None else {"sample_weight": np.asarray(sample_weight, dtype=np.float64)}
-    proba = cross_val_predict(model, X, y, cv=cv, method="predict_proba", params=params)
+    # Weights are routed to fit only when given (the ``params`` keyword needs scikit-learn >= 1.4).
+    extra = {} if sample_weight is None else {"params": {"sample_weight": np.asarray(sample_weight, dtype=np.float64)}}
+    proba = cross_val_predict(model, X, y, cv=cv, method="predict_proba", **extra)
     return proba[:, 1].astype(np.float64)
 
 
