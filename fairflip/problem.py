@@ -15,6 +15,7 @@ from .collective import Collective, Direction, make_collective
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm, LinearFirm, make_firm
+from .firms.linear import PCG_MIN_PARAMS
 from .metrics import OBJECTIVES, all_metrics, error_rate, fairness
 
 
@@ -151,8 +152,14 @@ class FlipProblem:
             Y[k, f] = 1 - Y[k, f]
         return Y
 
-    def _linear_cache(self) -> dict:
-        """Design matrix, weights and the unflipped optimum, kept on the firm's device between calls."""
+    def linear_cache(self) -> dict:
+        """State of a linear firm kept on its device between calls (built on first use).
+
+        Returns:
+            dict with ``Xd`` (n, p) design matrix, ``sw`` (n,) weights or None, ``theta0`` (p,) the unflipped
+            optimum and ``factor``: the Cholesky factor (p, p) of the unflipped Hessian when p >= PCG_MIN_PARAMS
+            (retraining then preconditions Newton steps with it instead of forming K Hessians), else None.
+        """
         cache = self.__dict__.setdefault("_cache", {})
         if "Xd" not in cache:
             import torch
@@ -163,6 +170,11 @@ class FlipProblem:
                 self.sample_weight, dtype=firm.dtype, device=cache["Xd"].device)
             y0 = torch.as_tensor(self.y, dtype=firm.dtype, device=cache["Xd"].device)
             cache["theta0"] = firm.fit_params(cache["Xd"], y0, sample_weight=cache["sw"])
+            cache["factor"] = None
+            if cache["Xd"].shape[1] >= PCG_MIN_PARAMS:
+                H0 = firm.hessian(cache["theta0"][None], cache["Xd"], y0[None], cache["sw"])[0]
+                L, info = torch.linalg.cholesky_ex(H0)
+                cache["factor"] = L if int(info) == 0 else None
         return cache
 
     def fit_flip_sets(self, flip_sets: list[np.ndarray], *, chunk: int = 512) -> np.ndarray:
@@ -175,12 +187,13 @@ class FlipProblem:
 
         if not isinstance(self.firm, LinearFirm):
             raise FairflipError(f"batched retraining needs a linear firm, not '{self.firm.name}'")
-        cache = self._linear_cache()
+        cache = self.linear_cache()
         out = []
         for s in range(0, len(flip_sets), chunk):
             Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=self.firm.dtype,
                                 device=cache["Xd"].device)
-            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=cache["theta0"]))
+            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=cache["theta0"],
+                                            preconditioner=cache["factor"]))
         if not out:
             return np.zeros((0, self.X.shape[1] + 1))
         return torch.cat(out).cpu().numpy()
