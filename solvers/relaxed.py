@@ -84,18 +84,22 @@ def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> Sof
         raise FairflipError(f"the relaxed oracle needs gradients, so a linear firm (logistic, ridge, smoothed-hinge); "
                             f"got the '{getattr(firm, 'name', type(firm).__name__)}' firm")
     dev, dt = firm.torch_device, firm.dtype
+    # The problem's device cache: the design matrix is transferred once, the unflipped optimum warm-starts every
+    # inner solve and its Hessian (large p) preconditions them.
+    cache = problem.linear_cache()
     X_eval, y_eval, a_eval = (problem.X, problem.y, problem.a) if problem.validation is None else problem.validation
-    sw = None if problem.sample_weight is None else torch.as_tensor(problem.sample_weight, dtype=dt, device=dev)
     return SoftFlipBilevel(
         firm=firm,
-        Xd=firm.design(problem.X),
+        Xd=cache["Xd"],
         y=torch.as_tensor(problem.y, dtype=dt, device=dev),
         rows=torch.as_tensor(problem.candidates, dtype=torch.int64, device=dev),
-        X_eval=firm.design(X_eval),
+        X_eval=cache["Xd"] if problem.validation is None else firm.design(X_eval),
         y_eval=torch.as_tensor(y_eval, device=dev),
         a_eval=torch.as_tensor(a_eval, device=dev),
         surrogate=surrogate,
-        sample_weight=sw,
+        sample_weight=cache["sw"],
+        hessian_factor=cache["factor"],
+        theta_start=cache["theta0"],
     )
 
 
