@@ -237,8 +237,12 @@ def test_bad_parameters_raise_clear_errors(causal):
         get_method("rb-label", k=0)
     with pytest.raises(FairflipError, match="scikit-learn classifier"):
         RBProb(model="logistic")
-    with pytest.raises(FairflipError, match="scaling must be"):
-        RBLabel(scaling="minmax").score(causal.view())
+    with pytest.raises(FairflipError, match="scaling must be one of"):
+        RBLabel(scaling="minmax")
+    with pytest.raises(FairflipError, match="scaling must be one of"):
+        reference_features(causal.view(), "minmax")
+    with pytest.raises(FairflipError, match="algorithm must be one of"):
+        RBDist(algorithm="annoy")
     with pytest.raises(FairflipError, match="bad parameters for method 'rb-dist'"):
         get_method("rb-dist", neighbours=3)
     view = causal.view()

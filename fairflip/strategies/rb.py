@@ -28,13 +28,21 @@ from ..problem import CollectiveView
 from .base import ScoringStrategy
 
 Scaling = Literal["as-is", "standard"]
+SCALINGS = ("as-is", "standard")
 Algorithm = Literal["auto", "ball_tree", "kd_tree", "brute"]
+ALGORITHMS = ("auto", "ball_tree", "kd_tree", "brute")
 
 
 def _check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise FairflipError(f"k must be a positive integer, got {k!r}")
     return int(k)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise FairflipError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
 
 
 def reference_features(view: CollectiveView, scaling: Scaling) -> tuple[np.ndarray, np.ndarray]:
@@ -52,10 +60,8 @@ def reference_features(view: CollectiveView, scaling: Scaling) -> tuple[np.ndarr
     """
     Xc = np.asarray(view.X_candidates, dtype=np.float64)
     Xm = np.asarray(view.X_majority, dtype=np.float64)
-    if scaling == "as-is":
+    if _check_choice("scaling", scaling, SCALINGS) == "as-is":
         return Xc, Xm
-    if scaling != "standard":
-        raise FairflipError(f"scaling must be 'as-is' or 'standard', got {scaling!r}")
     seen = np.vstack([np.asarray(view.X_members, dtype=np.float64), Xm])
     mean, std = seen.mean(axis=0), seen.std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -116,7 +122,7 @@ class RBProb(ScoringStrategy):
     def __init__(self, model: ClassifierMixin | None = None, *, scaling: Scaling = "as-is", seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.model = check_classifier(model)
-        self.scaling = scaling
+        self.scaling = _check_choice("scaling", scaling, SCALINGS)
 
     def score(self, view: CollectiveView) -> np.ndarray:
         _require_majority(view, "rb-prob")
@@ -131,8 +137,8 @@ class _NeighbourStrategy(ScoringStrategy):
                  n_jobs: int | None = None, seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.k = _check_k(k)
-        self.scaling = scaling
-        self.algorithm = algorithm
+        self.scaling = _check_choice("scaling", scaling, SCALINGS)
+        self.algorithm = _check_choice("algorithm", algorithm, ALGORITHMS)
         self.n_jobs = n_jobs
 
     def _neighbours(self, reference: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
