@@ -97,7 +97,7 @@ def _solve_hessian(problem: SoftFlipBilevel, theta: torch.Tensor, Y: torch.Tenso
         # instead of O(B n p^2) to form the B Hessians.
         W = firm.curvature(theta, Xd, Y, sw)
         return conjugate_gradient(lambda V: firm.hessian_product(W, Xd, V), g,
-                                  precondition=cholesky_preconditioner(problem.hessian_factor))
+                                  precondition=cholesky_preconditioner(problem.hessian_factor), tol=1e-10)
     if solver == "auto":
         solver = "cholesky" if p <= CHOLESKY_MAX_PARAMS else "cg"
     if solver == "cholesky":
