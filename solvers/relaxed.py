@@ -10,8 +10,9 @@ Steps, for several budgets M_1..M_B at once (one relaxed vector per budget, solv
    objective (implicit by default, unrolled as an ablation, see :mod:`fairflip.solvers.hypergrad`), and makes a
    projected step onto {0 <= z <= 1, sum z <= M_b} (exact Euclidean projection). The sigmoid temperature is
    annealed from ``temperature_start`` to ``temperature_end``.
-2. Rounding: candidates are ordered by z (ties by the hypergradient); the prefixes of sizes 0..M_b are
-   retrained exactly and the best *true* objective wins.
+2. Rounding: candidates are ordered by z (ties by the hypergradient); the prefixes of sizes 0..M_b (at most
+   ``max_prefixes`` sizes evenly spread over 0..M_b for large budgets) are retrained exactly and the best *true*
+   objective wins.
 3. Local search (add, drop, swap, each with exact retraining) polishes it until no move improves.
 
 Only the true objective after exact retraining is ever reported as the objective; the surrogate's value is
@@ -74,6 +75,14 @@ def project_capped_simplex(z: torch.Tensor, budgets: torch.Tensor, *, iterations
     tau = torch.where(n_free > 0, exact, tau)
     out = (z - tau[:, None]).clamp(0.0, 1.0)
     return torch.where(need[:, None], out, clipped)
+
+
+def prefix_sizes(budget: int, n_candidates: int, limit: int) -> np.ndarray:
+    """Prefix sizes the rounding retrains: 0..min(M, c), or ``limit`` sizes evenly spread over it, shape (<= limit,)."""
+    top = min(budget, n_candidates)
+    if top + 1 <= limit:
+        return np.arange(top + 1)
+    return np.unique(np.round(np.linspace(0, top, limit)).astype(np.int64))
 
 
 def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> SoftFlipBilevel:
@@ -143,6 +152,8 @@ class RelaxedOracle(FlipMethod):
         local_search: polish the rounded flips by add/drop/swap moves with exact retraining.
         neighbourhood, swap_shortlist, max_evaluations: local-search limits (see ``local_search``).
         batch_size: flip sets retrained at once.
+        max_prefixes: the most prefix sizes the rounding retrains per budget (all of 0..M when M < max_prefixes,
+            else that many evenly spread sizes including 0 and M; local search refines the size).
     """
 
     omniscient = True
@@ -165,6 +176,7 @@ class RelaxedOracle(FlipMethod):
         swap_shortlist: int = 16,
         max_evaluations: int = 20_000,
         batch_size: int = 256,
+        max_prefixes: int = 64,
     ) -> None:
         if gradient not in ("implicit", "unrolled"):
             raise FairflipError(f"gradient must be implicit or unrolled, got {gradient!r}")
@@ -179,6 +191,9 @@ class RelaxedOracle(FlipMethod):
         self.local_search = local_search
         self.neighbourhood, self.swap_shortlist = neighbourhood, swap_shortlist
         self.max_evaluations, self.batch_size = max_evaluations, batch_size
+        if max_prefixes < 2:
+            raise FairflipError(f"max_prefixes must be at least 2 (sizes 0 and M), got {max_prefixes}")
+        self.max_prefixes = max_prefixes
 
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         return self.select_many(problem, [budget])[0]
@@ -203,7 +218,7 @@ class RelaxedOracle(FlipMethod):
         cands = problem.candidates
         # Order by z, ties by the hypergradient (the more negative, the more promising).
         orders = [np.lexsort((grad[b], -z[b])) for b in range(len(budgets))]
-        prefixes = [[np.sort(cands[orders[b][:k]]) for k in range(min(M, len(cands)) + 1)]
+        prefixes = [[np.sort(cands[orders[b][:k]]) for k in prefix_sizes(M, len(cands), self.max_prefixes)]
                     for b, M in enumerate(budgets)]
         flat = [s for sets in prefixes for s in sets]
         values = batched_objectives(problem, flat, batch_size=self.batch_size)
@@ -216,7 +231,8 @@ class RelaxedOracle(FlipMethod):
             info = {"surrogate": bilevel.surrogate.name, "surrogate_value": float(value[b]),
                     "temperature_schedule": [self.schedule.kind, self.schedule.start, self.schedule.end],
                     "gradient": self.gradient, "steps": self.steps, "relaxation_time_s": relax_time,
-                    "rounded_size": k, "rounded_objective": float(vals[k]), "relaxed_mass": float(z[b].sum())}
+                    "rounded_size": len(prefixes[b][k]), "rounded_objective": float(vals[k]),
+                    "relaxed_mass": float(z[b].sum())}
             flipped, objective = prefixes[b][k], float(vals[k])
             if self.local_search:
                 found = local_search(problem, flipped, M, ranker=ranker, neighbourhood=self.neighbourhood,
