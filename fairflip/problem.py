@@ -296,8 +296,18 @@ def evaluate_flips(
         ``{"objective": float, "train": metrics, "test": metrics (when given)}``; metrics use the original
         labels (train) or true labels (test), see :func:`fairflip.metrics.all_metrics`.
     """
-    y_flip = problem.flipped_labels(flipped)
-    model = problem.firm.fit(problem.X, y_flip, sample_weight=problem.sample_weight)
+    return evaluate_labels(problem, problem.flipped_labels(flipped), test=test)
+
+
+def evaluate_labels(
+    problem: FlipProblem,
+    y_train: np.ndarray,
+    *,
+    test: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+) -> dict:
+    """Train the firm on the labels ``y_train`` (shape (n,), e.g. a flips file applied to ``problem.y``) and
+    measure it against the original labels, as :func:`evaluate_flips` does; no candidate check is made."""
+    model = problem.firm.fit(problem.X, y_train, sample_weight=problem.sample_weight)
     pred = model.predict(problem.X)
     cf = None if problem.X_counterfactual is None else model.predict(problem.X_counterfactual)
     out = {"train": all_metrics(problem.y, pred, problem.a, y_pred_counterfactual=cf)}

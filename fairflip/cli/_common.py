@@ -109,6 +109,29 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, Dataset | None, np.n
     return train, test, members
 
 
+def problem_from_args(args: argparse.Namespace):
+    """Load the inputs and build the flip problem the flip/evaluate arguments describe.
+
+    Returns:
+        (problem, test_arrays or None) where test_arrays = (X_test, y_test, a_test, X_test_counterfactual).
+    """
+    from ..problem import build_problem
+
+    train, test, members = load_inputs(args)
+    fraction = None if members is not None else (
+        args.collective_fraction if args.collective_fraction is not None else 0.3)
+    problem, prep = build_problem(
+        train, firm=args.firm, C=args.C, collective_fraction=fraction, members=members,
+        direction=args.direction, known_majority=args.known_majority, objective=args.objective,
+        include_group=not args.no_group_feature, seed=args.seed,
+    )
+    test_arrays = None
+    if test is not None:
+        test_arrays = (prep.transform(test), test.y, test.a,
+                       prep.transform(test, counterfactual_group=True) if prep.include_group else None)
+    return problem, test_arrays
+
+
 def parse_params(params: list[str] | None) -> dict:
     """``key=value`` strings -> {key: value}; values are read as JSON when they parse, else kept as strings."""
     kwargs: dict = {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from ..problem import build_problem, evaluate_flips
-from ._common import add_collective_args, add_data_args, add_firm_args, load_inputs, print_json, read_flips
+import numpy as np
+
+from .._errors import FairflipError
+from ..problem import evaluate_labels
+from ._common import add_collective_args, add_data_args, add_firm_args, print_json, problem_from_args, read_flips
 
 
 def add_parser(sub) -> None:
@@ -18,31 +21,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     flips = read_flips(args.flips)
-    train, test, members = load_inputs(args)
-    fraction = None if members is not None else (args.collective_fraction if args.collective_fraction is not None else 0.3)
-    problem, prep = build_problem(
-        train, firm=args.firm, C=args.C, collective_fraction=fraction, members=members,
-        direction=args.direction, known_majority=args.known_majority, objective=args.objective,
-        include_group=not args.no_group_feature, seed=args.seed,
-    )
+    problem, test_arrays = problem_from_args(args)
     if len(flips) and flips.max() >= problem.n:
-        from .._errors import FairflipError
         raise FairflipError(f"flips file names row {int(flips.max())} but the train table has {problem.n} rows")
-    # Evaluation does not require the flips to come from this collective: flip any listed rows.
-    problem.collective = problem.collective.__class__(
-        members=problem.collective.members.copy(), known_majority=problem.collective.known_majority,
-        direction=problem.collective.direction)
-    y_source = problem.y[flips] if len(flips) else None
-    if y_source is not None and (y_source != problem.collective.source_label).any():
-        from .._errors import FairflipError
-        raise FairflipError(f"some flipped rows do not carry the source label {problem.collective.source_label} "
-                            f"(direction {problem.collective.direction})")
-    problem.collective.members[flips] = True
-    test_arrays = None
-    if test is not None:
-        test_arrays = (prep.transform(test), test.y, test.a,
-                       prep.transform(test, counterfactual_group=True) if prep.include_group else None)
-    ev = evaluate_flips(problem, flips, test=test_arrays)
+    if len(np.unique(flips)) != len(flips):
+        raise FairflipError("the flips file lists a row twice")
+    # A flips file may come from anywhere (another tool, another collective): flip exactly the rows it lists.
+    y_train = problem.y.copy()
+    y_train[flips] = 1 - y_train[flips]
+    ev = evaluate_labels(problem, y_train, test=test_arrays)
     report = {"n_flipped": int(len(flips)), "objective_name": args.objective, "objective": ev["objective"],
               "metrics": {k: ev[k] for k in ("train", "test") if k in ev}}
     if args.json:

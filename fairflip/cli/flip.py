@@ -7,8 +7,9 @@ import time
 import pandas as pd
 
 from ..methods import available_methods
-from ..problem import build_problem, evaluate_flips
-from ._common import (add_collective_args, add_data_args, add_firm_args, load_inputs, make_method, print_json,
+from .._errors import FairflipError
+from ..problem import evaluate_flips
+from ._common import (add_collective_args, add_data_args, add_firm_args, make_method, print_json, problem_from_args,
                       write_atomic)
 
 
@@ -28,21 +29,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     start = time.perf_counter()
     if args.budget < 0:
-        from .._errors import FairflipError
         raise FairflipError(f"--budget must be non-negative, got {args.budget}")
     method = make_method(args.method, args.seed, args.param)
-    train, test, members = load_inputs(args)
-    fraction = None if members is not None else (args.collective_fraction if args.collective_fraction is not None else 0.3)
-    problem, prep = build_problem(
-        train, firm=args.firm, C=args.C, collective_fraction=fraction, members=members,
-        direction=args.direction, known_majority=args.known_majority, objective=args.objective,
-        include_group=not args.no_group_feature, seed=args.seed,
-    )
+    problem, test_arrays = problem_from_args(args)
     result = method.select(problem, args.budget)
-    test_arrays = None
-    if test is not None:
-        test_arrays = (prep.transform(test), test.y, test.a, prep.transform(test, counterfactual_group=True)
-                       if prep.include_group else None)
     ev = evaluate_flips(problem, result.flipped, test=test_arrays)
     runtime = time.perf_counter() - start
     if args.out:
