@@ -12,6 +12,15 @@ torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_threaded_native_pools():
+    """BLAS and OpenMP pools (gradient boosting, scikit-learn) also run one thread for the same reason."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def compas():
     from fairflip.datasets import load

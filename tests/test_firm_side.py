@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from fairlearn.postprocessing import ThresholdOptimizer
 from fairlearn.reductions import EqualizedOdds, ExponentiatedGradient
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from fairflip._errors import FairflipError
 from fairflip.features import FeaturePreparer
@@ -30,16 +28,6 @@ from fairflip.firm_side.fairlearn_methods import predict_exponentiated_gradient,
 from fairflip.firm_side.reweighing import predict_reweighing
 from fairflip.firms import make_firm
 from fairflip.metrics import fpr_gap
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Small problems on a shared 2-core machine: extra BLAS/OpenMP/torch threads only spin and slow everything.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

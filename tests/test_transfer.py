@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from threadpoolctl import threadpool_limits
 
 from fairflip._errors import FairflipError
 from fairflip.features import FeaturePreparer
@@ -15,16 +13,6 @@ from fairflip.problem import build_problem, evaluate_flips
 from fairflip.transfer import evaluate_transfer
 
 METRICS = ("eqod", "eqod_worst", "dp", "eqopp", "error", "error_minority", "error_majority", "success")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Small problems on a shared 2-core machine: extra OpenMP/torch threads only spin (gbdt slows ~10x).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
