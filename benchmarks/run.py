@@ -1,7 +1,8 @@
 """Run fairflip's benchmarks, print one table per benchmark and save all results as JSON.
 
 Usage (from the repository root):
-    python -m benchmarks.run [--only NAME ...] [--quick] [--device cpu|cuda] [--out benchmarks/results.json]
+    python -m benchmarks.run [--only NAME ...] [--quick] [--device cpu|cuda] [--set NAME.KEY=JSON ...]
+                             [--out benchmarks/results.json]
 
 Every benchmark measures the alternatives side by side in the same process and reports ratios; absolute
 times depend on the machine and are only informative.
@@ -37,13 +38,31 @@ BENCHMARKS = {
 }
 
 
+def parse_overrides(items: list[str], parser: argparse.ArgumentParser) -> dict[str, dict]:
+    """``["oracle.sizes=[5000]", ...]`` -> ``{"oracle": {"sizes": [5000]}}``; values are JSON."""
+    out: dict[str, dict] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        name, dot, key = target.partition(".")
+        if not sep or not dot or name not in BENCHMARKS:
+            parser.error(f"--set expects NAME.KEY=JSON with NAME among {', '.join(BENCHMARKS)}, got {item!r}")
+        try:
+            out.setdefault(name, {})[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--set {item!r}: the value is not JSON")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=JSON",
+                   help="override one keyword of one benchmark, e.g. oracle.sizes=[5000,20000] (recorded in the JSON)")
     p.add_argument("--out", default="benchmarks/results.json", help="JSON file for the results")
     args = p.parse_args(argv)
+    overrides = parse_overrides(args.overrides, p)
     results = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "benchmarks": []}
     for name in args.only or BENCHMARKS:
@@ -51,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = dict(quick if args.quick else full)
         if args.device is not None:
             kwargs["device"] = args.device
+        kwargs.update(overrides.get(name, {}))
         t0 = time.perf_counter()
         res = importlib.import_module(f"benchmarks.{module}").run(**kwargs)
         res["wall_s"] = time.perf_counter() - t0
+        if overrides.get(name):
+            res["overrides"] = overrides[name]
         results["benchmarks"].append(res)
         header = {k: v for k, v in res.items() if k not in ("rows", "versus_greedy", "benchmark")}
         print(f"\n== {name} == {header}")
