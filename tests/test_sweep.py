@@ -120,13 +120,15 @@ def test_best_eqod_per_size_against_pandas():
 def test_cli_sweep_json_and_csv(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     code = main(["sweep", "--dataset", "compas", "--direction", "auto", "--methods", "random,rb-label",
-                 "--budgets", "0,0.3", "--n-seeds", "2", "--param", "rb-label:k=5", "--out", str(out), "--json"])
+                 "--budgets", "0,0.3", "--n-seeds", "2", "--param", "rb-label:k=5", "--out", str(out), "--json",
+                 "--max-error-increase", "0.02"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_rows"] == 2 * 2 * 2 and len(report["best"]) == 2
     table = pd.read_csv(out)
     assert len(table) == 8 and set(table.direction) == {"down"}
     assert {r["method"] for r in report["pareto"]} == {"random", "rb-label"}
+    assert all(r["error"] <= r["base_error"] + 0.02 + 1e-12 for r in report["best"])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -135,6 +137,7 @@ def test_cli_sweep_json_and_csv(tmp_path, capsys):
     (["--param", "rb-dist:k=3"], "method of --methods"),
     (["--param", "random:bogus=1"], "bad parameters"),
     (["--n-seeds", "0"], "at least 1"),
+    (["--budgets", "3", "--max-error-increase", "0.02"], "needs budget 0"),
 ])
 def test_cli_sweep_errors(capsys, argv, message):
     assert main(["sweep", "--dataset", "compas", "--methods", "random", "--n-seeds", "1", *argv]) == 2

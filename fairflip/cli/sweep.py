@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     g.add_argument("--n-seeds", type=int, default=5, help="number of seeds, --seed, --seed + 1, ... (5)")
     g.add_argument("--param", action="append", help="method parameter method:key=value (repeatable), e.g. "
                                                     "rb-label:k=5")
+    g.add_argument("--max-error-increase", type=float, default=None,
+                   help="best EqOd per size only among budgets whose error is at most the unchanged firm's plus "
+                        "this (e.g. 0.02); needs budget 0")
     g.add_argument("--out", help="write the full table (one row per configuration and seed) to this CSV")
     g.add_argument("--json", action="store_true",
                    help="print one JSON object with the seed-averaged table, Pareto fronts and best EqOd per size")
@@ -86,7 +89,7 @@ def run(args) -> int:
         write_atomic(args.out, table)
     avg = average_seeds(table)
     front = pareto_front(table)
-    best = best_eqod_per_size(table)
+    best = best_eqod_per_size(table, max_error_increase=args.max_error_increase)
     runtime = time.perf_counter() - start
     if args.json:
         print_json({"average": avg.to_dict(orient="records"), "pareto": front.to_dict(orient="records"),
@@ -98,7 +101,8 @@ def run(args) -> int:
           f"{len(table['collective_fraction'].unique())} collective sizes x {args.n_seeds} seeds), "
           f"test metrics averaged over seeds")
     print(avg[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print("\nbest EqOd per collective size:")
+    print("\nbest EqOd per collective size" + ("" if args.max_error_increase is None else
+                                                f" (error at most base + {args.max_error_increase})") + ":")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nruntime {runtime:.1f}s" + (f"; table written to {args.out}" if args.out else ""))
     return 0
