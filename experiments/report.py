@@ -73,18 +73,24 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: list[StudyResult], out: str | os.PathLike, *, run_info: dict) -> tuple[Path, Path]:
+def write_report(results: list[StudyResult], out: str | os.PathLike, *, run_info: dict,
+                 files: dict[str, Path] | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` (and ``figures/``) into ``out``.
 
     Args:
         results: the summarised studies, in report order.
         out: output folder.
         run_info: facts about the run shown at the top (mode, seeds, backend, cells, wall time, ...).
+        files: description -> path of the run's other outputs (tidy table, store), listed at the top with the
+            report's own files.
 
     Returns:
         (html path, markdown path).
     """
     out = Path(out)
+    html_path, md_path = out / "report.html", out / "report.md"
+    outputs = {"this report (HTML, figures embedded)": html_path, "this report (Markdown)": md_path,
+               **(files or {}), "figures (PNG and SVG)": out / "figures"}
     figs = save_figures(results, out / "figures")
     papers, verdicts = paper_table(results), verdict_table(results)
     info = "; ".join(f"{k}: {v}" for k, v in run_info.items())
@@ -92,14 +98,18 @@ def write_report(results: list[StudyResult], out: str | os.PathLike, *, run_info
              "true labels); mean ± standard deviation over seeds. EqOd is the mean of the TPR and FPR gaps. "
              "The paper's numbers are approximate readings off the authors' poster.")
 
-    md = ["# fairflip reproduction report\n", f"{intro}\n", f"Run: {info}\n", "## Summary\n",
+    md = ["# fairflip reproduction report\n", f"{intro}\n", f"Run: {info}\n", "Outputs:\n",
+          *(f"- {what}: `{path}`" for what, path in outputs.items()), "", "## Summary\n",
           _md_table(verdicts), "\n### Our numbers beside the paper's\n", _md_table(papers)]
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>fairflip reproduction report</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;"
              "padding:2px 6px}img{max-width:100%}.v{background:#f4f4f4;padding:0.5em}</style></head><body>",
              "<h1>fairflip reproduction report</h1>", f"<p>{html.escape(intro)}</p>",
-             f"<p><b>Run:</b> {html.escape(info)}</p>", "<h2>Summary</h2>", verdicts.to_html(index=False),
+             f"<p><b>Run:</b> {html.escape(info)}</p>", "<p><b>Outputs:</b></p><ul>",
+             *(f"<li>{html.escape(what)}: <code>{html.escape(str(path))}</code></li>"
+               for what, path in outputs.items()),
+             "</ul>", "<h2>Summary</h2>", verdicts.to_html(index=False),
              "<h3>Our numbers beside the paper's</h3>", papers.to_html(index=False)]
     for res in results:
         c = res.config
@@ -118,7 +128,6 @@ def write_report(results: list[StudyResult], out: str | os.PathLike, *, run_info
             md.append(f"- note: {note}\n")
             parts.append(f"<p><i>note: {html.escape(note)}</i></p>")
     parts.append("</body></html>")
-    html_path, md_path = out / "report.html", out / "report.md"
     _write_atomic(html_path, "\n".join(parts).encode())
     _write_atomic(md_path, "\n".join(md).encode())
     return html_path, md_path

@@ -25,6 +25,7 @@ class ReproduceSummary:
     Attributes:
         html, markdown: the report's paths.
         export: the tidy results table (CSV) of this run's cells.
+        store: the results store (SQLite) that a rerun resumes from.
         run: what the cell runner did (planned, reused, computed, failed).
         results: the summarised studies.
         wall_s: wall time in seconds.
@@ -33,6 +34,7 @@ class ReproduceSummary:
     html: Path
     markdown: Path
     export: Path
+    store: Path
     run: RunSummary
     results: list[StudyResult] = field(default_factory=list)
     wall_s: float = 0.0
@@ -96,11 +98,13 @@ def reproduce(
             res.notes.append(f"{missing} of {len(hashes)} cells failed or are missing; rerun to retry them")
         results.append(res)
     export = store.export(out / "results.csv", records)
+    store_path = store.path
     store.close()
     wall = time.perf_counter() - start
     info = {"mode": "quick" if quick else "full", "studies": len(names), "seeds": seeds or "per config",
             "backend": backend, "cells": f"{summary.planned} ({summary.reused} reused, {summary.computed} computed, "
                                             f"{len(summary.failed)} failed)",
             "wall time": f"{wall:.0f} s"}
-    html_path, md_path = write_report(results, out, run_info=info)
-    return ReproduceSummary(html_path, md_path, export, summary, results, time.perf_counter() - start)
+    html_path, md_path = write_report(results, out, run_info=info,
+                                      files={"tidy results table (CSV)": export, "results store (SQLite)": store_path})
+    return ReproduceSummary(html_path, md_path, export, store_path, summary, results, time.perf_counter() - start)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from fairflip._errors import FairflipError
 
-from .cells import TEST_METRICS, Cell
+from .cells import CLEANING_METRICS, GROUP_METRICS, TEST_METRICS, Cell
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -42,11 +42,15 @@ CREATE TABLE IF NOT EXISTS cells (
 )
 """
 # Columns of the tidy export, in order: the cell's identity, then its results.
+# Columns of the kinds beyond flip cells (cleaner, stealth, minority and their metrics) are empty for other cells.
 EXPORT_ID = ("study", "dataset", "method", "firm", "source_firm", "collective_fraction", "known_majority",
-             "direction", "budget_share", "budget", "seed", "params", "max_rows", "device")
+             "direction", "budget_share", "budget", "seed", "params", "max_rows", "device", "cleaner", "stealth",
+             "minority")
 EXPORT_RESULTS = ("n_flipped", "n_candidates", "collective_size", *TEST_METRICS, "train_eqod", "train_eqod_worst",
-                  "train_dp", "train_error", "objective", "lower_bound", "select_time_s", "runtime_s",
-                  "config_hash")
+                  "train_dp", "train_error", "objective", "lower_bound", *CLEANING_METRICS, *GROUP_METRICS,
+                  "select_time_s", "runtime_s", "config_hash")
+# Cell fields that the export spells out from the cell's options.
+_FROM_OPTIONS = ("cleaner", "stealth", "minority")
 
 
 def package_versions() -> dict:
@@ -166,12 +170,18 @@ class ResultStore:
 
         ``budget`` is the resolved number of flips M; ``budget_share`` the share of candidates it came from
         (when the cell gave its budget as a share).
-        Metric columns are test-set metrics; ``train_*`` are in-sample.
+        Metric columns are test-set metrics; ``train_*`` are in-sample. Cleaning cells fill ``cleaner``,
+        ``stealth`` and the cleaning metrics (their test metrics are the cleaned firm's; ``*_before`` without
+        cleaning); intersectional cells fill ``minority`` (``col=value&col=value``) and the worst pairwise gaps.
         """
         rows = []
         for rec in self.records(hashes):
             c, m = rec["cell"], rec["metrics"]
-            row = {k: c.get(k) for k in EXPORT_ID if k not in ("budget", "budget_share")}
+            row = {k: c.get(k) for k in EXPORT_ID if k not in ("budget", "budget_share", *_FROM_OPTIONS)}
+            opts = json.loads(c.get("options", "{}"))
+            row["cleaner"], row["stealth"] = opts.get("cleaner"), opts.get("stealth")
+            minority = opts.get("minority")
+            row["minority"] = None if minority is None else "&".join(f"{k}={v}" for k, v in minority.items())
             row["budget_share"] = c["budget"] if isinstance(c.get("budget"), float) else None
             row["budget"] = m.get("budget", c.get("budget"))
             row.update({k: m.get(k) for k in EXPORT_RESULTS if k not in ("runtime_s", "config_hash")})

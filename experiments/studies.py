@@ -1,227 +1,39 @@
-"""The eight studies: each turns its config into cells, and its finished cells into a table, figures and a verdict.
+"""The studies: each turns its config into cells, and its finished cells into a table, figures and a verdict.
 
-A study is a pair of functions registered in :data:`STUDIES`: ``plan(config) -> Plan`` lists the cells, and
-``summarise(config, frame) -> StudyResult`` reads the tidy table of those cells (see
-:meth:`fairflip.experiments.store.ResultStore.table`). Every verdict is computed from the results with the
-threshold stated in its sentence; nothing is hard-coded.
+The eight studies of the paper are defined here; the two beyond it (a firm that cleans its labels, intersectional
+minorities) in :mod:`fairflip.experiments.studies_beyond`. :data:`STUDIES` registers all of them, in the report's
+order :data:`STUDY_ORDER`. Every verdict is computed from the results with the threshold stated in its sentence;
+nothing is hard-coded.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import tomllib
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from fairflip._errors import FairflipError
-
-from .cells import Cell, dataset_available
-
-STUDY_ORDER = ("toy", "collective_size", "flips", "restricted", "firm_side", "transfer", "gap", "ablation")
-HEURISTICS = ("rb-prob", "rb-label", "rb-dist")
-ORACLES = ("oracle", "oracle-relaxed", "oracle-convex", "greedy", "brute-force")
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """A study's config after the ``[quick]`` overrides and ``--seeds``.
-
-    Attributes:
-        name, number, title: identity of the study.
-        paper: the paper's claim as read off the authors' poster (approximate).
-        grid: the resolved grid (datasets, methods, fractions, budgets, seeds, max_rows, ...).
-        quick: whether this is the quick variant.
-    """
-
-    name: str
-    number: int
-    title: str
-    paper: str
-    grid: dict
-    quick: bool
-
-    @property
-    def seeds(self) -> list[int]:
-        """Seeds 0 .. seeds - 1."""
-        return list(range(int(self.grid["seeds"])))
-
-    def max_rows(self, dataset: str) -> int | None:
-        """Row cap of ``dataset`` (None: all rows)."""
-        return self.grid.get("max_rows", {}).get(dataset)
-
-
-def load_config(name: str, *, quick: bool = False, seeds: int | None = None,
-                folder: str | os.PathLike | None = None) -> StudyConfig:
-    """Read ``<name>.toml`` from ``folder`` (default: the packaged ``configs/``); ``quick`` applies its
-    ``[quick]`` table, ``seeds`` overrides the seed count."""
-    if name not in STUDY_ORDER:
-        raise FairflipError(f"unknown study '{name}'; choose from {', '.join(STUDY_ORDER)}")
-    if folder is None:
-        text = resources.files("fairflip.experiments").joinpath("configs", f"{name}.toml").read_text()
-    else:
-        path = Path(folder) / f"{name}.toml"
-        if not path.is_file():
-            raise FairflipError(f"no config for study '{name}' in {folder}")
-        text = path.read_text()
-    raw = tomllib.loads(text)
-    grid = dict(raw["grid"])
-    if quick:
-        grid.update(raw.get("quick", {}))
-    if seeds is not None:
-        if seeds < 1:
-            raise FairflipError(f"--seeds must be at least 1, got {seeds}")
-        grid["seeds"] = seeds
-    s = raw["study"]
-    return StudyConfig(s["name"], int(s["number"]), s["title"], s["paper"], grid, quick)
-
-
-@dataclass
-class Plan:
-    """The cells of a study and notes on what was left out (absent datasets, methods not installed)."""
-
-    cells: list[Cell] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StudyResult:
-    """A summarised study.
-
-    Attributes:
-        config: the study's config.
-        table: the summary table (means and spreads over seeds).
-        figures: name -> matplotlib Figure.
-        verdict: one sentence on whether the paper's claim holds here (computed from the results).
-        holds: True, False, or None when the study has no claim of the paper to test or no data.
-        paper_rows: rows of the paper-versus-ours table (study, dataset, quantity, paper, ours).
-        notes: what was skipped or is worth knowing.
-    """
-
-    config: StudyConfig
-    table: pd.DataFrame
-    figures: dict
-    verdict: str
-    holds: bool | None
-    paper_rows: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- planning helpers
-
-def _datasets(cfg: StudyConfig, notes: list[str]) -> list[str]:
-    out = []
-    for name in cfg.grid["datasets"]:
-        ok, why = dataset_available(name)
-        if ok:
-            out.append(name)
-        else:
-            reason = why.splitlines()[0][:160]
-            notes.append(f"dataset {name} skipped (absent from the data home or unknown): {reason}")
-    return out
-
-
-def _methods(names, notes: list[str]) -> list[str]:
-    from fairflip.methods import available_methods
-
-    have = set(available_methods())
-    missing = [m for m in names if m not in have]
-    if missing:
-        notes.append(f"method(s) {', '.join(missing)} not installed; left out")
-    return [m for m in names if m in have]
-
-
-def _grid_cells(cfg: StudyConfig, datasets, methods, *, budgets=None, known=(None,), params=({},),
-                **fixed) -> list[Cell]:
-    g = cfg.grid
-    fixed.setdefault("firm", g.get("firm", "logistic"))
-    # A config's device = "cuda" puts its cells on a GPU (and asks Ray for one).
-    fixed.setdefault("device", g.get("device", "cpu"))
-    cells = []
-    for ds, m, f, b, k, p, s in itertools.product(datasets, methods, g["fractions"], budgets or g["budgets"],
-                                                  known, params, cfg.seeds):
-        cells.append(Cell(study=cfg.name, dataset=ds, method=m, seed=s, collective_fraction=f, budget=b,
-                          known_majority=k, params=p, direction=g.get("direction", "auto"),
-                          max_rows=cfg.max_rows(ds), **fixed))
-    return cells
-
-
-def _baseline_cells(cfg: StudyConfig, datasets, **fixed) -> list[Cell]:
-    """The unchanged firm (method none, no flips) per dataset and seed."""
-    g = cfg.grid
-    fixed.setdefault("firm", g.get("firm", "logistic"))
-    # A config's device = "cuda" puts its cells on a GPU (and asks Ray for one).
-    fixed.setdefault("device", g.get("device", "cpu"))
-    return [Cell(study=cfg.name, dataset=ds, method="none", seed=s, collective_fraction=g["fractions"][0], budget=0,
-                 direction=g.get("direction", "auto"), max_rows=cfg.max_rows(ds), **fixed)
-            for ds in datasets for s in cfg.seeds]
-
-
-def _flip_plan(cfg: StudyConfig, methods_key: str = "methods", **kw) -> Plan:
-    plan = Plan()
-    ds = _datasets(cfg, plan.notes)
-    methods = _methods(cfg.grid[methods_key], plan.notes)
-    plan.cells = _baseline_cells(cfg, ds) + _grid_cells(cfg, ds, methods, **kw)
-    return plan
-
-
-# ---------------------------------------------------------------- summary helpers
-
-def mean_sd(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; 0 for one seed) and seed count of ``cols`` per group ``by``."""
-    g = frame.groupby(by, dropna=False, sort=True)[cols]
-    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_sd"))
-    out["n_seeds"] = g.size()
-    return out.reset_index()
-
-
-def fmt(mean: float, sd: float | None = None) -> str:
-    """``0.123 ± 0.004`` (or ``0.123`` without a spread; ``n/a`` for NaN)."""
-    if mean is None or not np.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
-
-
-def _base(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, the unchanged firm's mean test EqOd and error over seeds."""
-    b = frame[frame.method == "none"]
-    return b.groupby("dataset")[["eqod", "error"]].mean()
-
-
-def _new_figure(ncols: int, *, width: float = 4.2, height: float = 3.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return fig, axes[0]
-
-
-def _no_data(cfg: StudyConfig, notes: list[str]) -> StudyResult:
-    return StudyResult(cfg, pd.DataFrame(), {}, "No finished cells: nothing to judge.", None, notes=notes)
-
-
-def _verdict(holds: bool | None) -> str:
-    return {True: "holds", False: "does not hold", None: "cannot be judged"}[holds]
-
+from .cells import Cell
+from .study_kit import (
+    HEURISTICS, ORACLES, Plan, StudyConfig, StudyResult, baseline_cells, baseline_means, claim_word, flip_plan, fmt,
+    grid_cells, mean_sd, new_figure, no_data, plan_datasets, plan_methods, pretty,
+)
+from .study_kit import STUDY_ORDER, load_config  # noqa: F401  (re-exported: the entry points beside STUDIES)
+from .studies_beyond import plan_cleaning, plan_intersectional, summarise_cleaning, summarise_intersectional
 
 # ---------------------------------------------------------------- 1: toy
 
 def plan_toy(cfg: StudyConfig) -> Plan:
     """Baseline and each method at the toy's budget (6 flips)."""
-    return _flip_plan(cfg)
+    return flip_plan(cfg)
 
 
 def summarise_toy(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Table of EqOd and error per method; picture of data, flips and boundaries for the best heuristic."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     table = mean_sd(frame, ["dataset", "method", "budget"], ["n_flipped", "eqod", "error", "train_eqod"])
     base = table[table.method == "none"].iloc[0]
     heur = table[table.method.isin(HEURISTICS)]
@@ -231,7 +43,7 @@ def summarise_toy(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> Study
         cut = 1 - best.eqod_mean / base.eqod_mean if base.eqod_mean > 0 else 0.0
         d_err = best.error_mean - base.error_mean
         holds = bool(cut >= 0.75 and abs(d_err) <= 0.02)
-        verdict = (f"The claim {_verdict(holds)} here: with {int(best.budget)} flips the best heuristic "
+        verdict = (f"The claim {claim_word(holds)} here: with {int(best.budget)} flips the best heuristic "
                    f"({best.method}) moves test EqOd {base.eqod_mean:.3f} -> {best.eqod_mean:.3f} "
                    f"({100 * cut:.0f}% lower; the paper reports over 75%) and error {base.error_mean:.3f} -> "
                    f"{best.error_mean:.3f} (criterion: at least 75% lower EqOd, error within 0.02).")
@@ -242,7 +54,7 @@ def summarise_toy(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> Study
         figures = {"toy": _toy_figure(frame, records, str(best.method))}
     else:
         figures = {}
-    return StudyResult(cfg, _pretty(table, ["n_flipped", "eqod", "error", "train_eqod"]), figures, verdict, holds,
+    return StudyResult(cfg, pretty(table, ["n_flipped", "eqod", "error", "train_eqod"]), figures, verdict, holds,
                        rows)
 
 
@@ -258,7 +70,7 @@ def _toy_figure(frame: pd.DataFrame, records: dict, method: str):
     flipped = np.asarray(rec["extra"]["flipped"], dtype=np.int64)
     before = prob.firm.fit(prob.X, prob.y)
     after = prob.firm.fit(prob.X, prob.flipped_labels(flipped))
-    fig, axes = _new_figure(2, width=4.6, height=4.2)
+    fig, axes = new_figure(2, width=4.6, height=4.2)
     X = prob.X
     for ax, model, title in ((axes[0], before, "before"), (axes[1], after, f"after {len(flipped)} flips ({method})")):
         for grp, marker in ((0, "o"), (1, "^")):
@@ -293,26 +105,18 @@ def _boundaries(ax, model, X: np.ndarray, *, dashed: bool) -> None:
         ax.plot(xs[ok], ys[ok], ls="--" if dashed else "-", c=colour, lw=1.2)
 
 
-def _pretty(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    """Replace each ``c_mean``/``c_sd`` pair by one ``mean ± sd`` column."""
-    out = table.copy()
-    for c in cols:
-        out[c] = [fmt(m, s) for m, s in zip(out.pop(f"{c}_mean"), out.pop(f"{c}_sd"))]
-    return out
-
-
 # ---------------------------------------------------------------- 2: collective size
 
 def plan_collective_size(cfg: StudyConfig) -> Plan:
     """Every strategy at every collective size and budget share."""
-    return _flip_plan(cfg)
+    return flip_plan(cfg)
 
 
 def summarise_collective_size(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Best (over budgets) seed-mean test EqOd per dataset, method and collective size; saturation check."""
     if frame.empty:
-        return _no_data(cfg, [])
-    base = _base(frame)
+        return no_data(cfg, [])
+    base = baseline_means(frame)
     runs = frame[frame.method != "none"]
     by_budget = runs.groupby(["dataset", "method", "collective_fraction", "budget_share"])[["eqod", "error"]].mean()
     best = by_budget.reset_index().sort_values("eqod").groupby(["dataset", "method", "collective_fraction"]).first()
@@ -320,7 +124,7 @@ def summarise_collective_size(cfg: StudyConfig, frame: pd.DataFrame, records: di
     sd = runs.groupby(["dataset", "method", "collective_fraction", "budget_share"]).eqod.std(ddof=1).fillna(0.0)
     best["eqod_sd"] = [sd.loc[(d, m, f, b)] for (d, m, f), b in zip(best.index, best.budget_share)]
     best = best.reset_index()
-    fig, axes = _new_figure(len(base))
+    fig, axes = new_figure(len(base))
     verdicts, rows, holds_all = [], [], []
     for ax, (ds, grp) in zip(axes, best.groupby("dataset")):
         for m, g in grp.groupby("method"):
@@ -345,7 +149,7 @@ def summarise_collective_size(cfg: StudyConfig, frame: pd.DataFrame, records: di
                          ours=f"{base.loc[ds, 'eqod']:.3f} -> {curve.iloc[-1]:.3f}"))
     fig.tight_layout()
     holds = all(holds_all) if holds_all else None
-    verdict = (f"The claim (improves, then saturates) {_verdict(holds)} here (criterion: EqOd falls and at most 25% "
+    verdict = (f"The claim (improves, then saturates) {claim_word(holds)} here (criterion: EqOd falls and at most 25% "
                f"of the gain comes after size 0.3): " + "; ".join(verdicts) + ".")
     table = best[["dataset", "method", "collective_fraction", "budget_share", "eqod", "eqod_sd", "error"]].copy()
     table["eqod"] = [fmt(m, s) for m, s in zip(table.pop("eqod"), table.pop("eqod_sd"))]
@@ -357,17 +161,17 @@ def summarise_collective_size(cfg: StudyConfig, frame: pd.DataFrame, records: di
 
 def plan_flips(cfg: StudyConfig) -> Plan:
     """Every strategy, random and the oracle over the budget grid at collective size 0.3."""
-    return _flip_plan(cfg)
+    return flip_plan(cfg)
 
 
 def summarise_flips(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """EqOd against flips per method; do all heuristics beat random, and does one win everywhere?"""
     if frame.empty:
-        return _no_data(cfg, [])
-    base = _base(frame)
+        return no_data(cfg, [])
+    base = baseline_means(frame)
     runs = frame[frame.method != "none"]
     table = mean_sd(runs, ["dataset", "method", "budget_share"], ["n_flipped", "eqod", "error"])
-    fig, axes = _new_figure(len(base))
+    fig, axes = new_figure(len(base))
     beat, winners, parts = [], set(), []
     for ax, (ds, grp) in zip(axes, table.groupby("dataset")):
         for m, g in grp.groupby("method"):
@@ -392,12 +196,12 @@ def summarise_flips(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> Stu
     one_winner = len({w for _, w in winners}) == 1
     fig.tight_layout()
     holds = None if not beat else bool(all(beat) and not one_winner)
-    verdict = (f"The claim (all three beat random; no method wins everywhere) {_verdict(holds)} here: "
+    verdict = (f"The claim (all three beat random; no method wins everywhere) {claim_word(holds)} here: "
                f"{sum(beat)} of {len(beat)} (dataset, strategy) pairs beat random on mean EqOd over the budgets below "
                f"all candidates, and "
                f"the best strategy per budget is {'always the same' if one_winner else 'not always the same'} "
                f"({', '.join(sorted({w for _, w in winners}))}). " + "; ".join(parts) + ".")
-    return StudyResult(cfg, _pretty(table, ["n_flipped", "eqod", "error"]), {"flips": fig}, verdict, holds, [
+    return StudyResult(cfg, pretty(table, ["n_flipped", "eqod", "error"]), {"flips": fig}, verdict, holds, [
         dict(study=cfg.name, dataset="all", quantity="strategies beating random", paper="all three",
              ours=f"{sum(beat)} of {len(beat)} (dataset, strategy) pairs")])
 
@@ -407,7 +211,7 @@ def summarise_flips(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> Stu
 def plan_restricted(cfg: StudyConfig) -> Plan:
     """Each heuristic with all majority rows known (0 in the config) and with m rows known."""
     known = [None if k == 0 else int(k) for k in cfg.grid["known_majority"]]
-    return _flip_plan(cfg, known=known)
+    return flip_plan(cfg, known=known)
 
 
 def _front(points: pd.DataFrame) -> pd.DataFrame:
@@ -424,17 +228,17 @@ def _front(points: pd.DataFrame) -> pd.DataFrame:
 def summarise_restricted(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Pareto fronts (error, EqOd) with full and restricted access; mean |change| of matched points."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     frame = frame.copy()
     frame["access"] = frame.known_majority.map(lambda k: "all" if pd.isna(k) else f"m={int(k)}")
     runs = frame[frame.method != "none"]
     table = mean_sd(runs, ["dataset", "access", "method", "budget_share"], ["eqod", "error"])
     datasets = sorted(table.dataset.unique())
     accesses = sorted(table.access.unique(), key=lambda s: (s != "all", s))
-    fig, axes = _new_figure(len(datasets) * len(accesses), width=3.6)
+    fig, axes = new_figure(len(datasets) * len(accesses), width=3.6)
     ax_iter = iter(axes)
     diffs, parts = [], []
-    base = _base(frame)
+    base = baseline_means(frame)
     for ds in datasets:
         sub = table[table.dataset == ds]
         for acc in accesses:
@@ -455,19 +259,19 @@ def summarise_restricted(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -
             parts.append(f"{ds}: mean |EqOd change| {d.mean():.3f} (largest {d.max():.3f})")
     fig.tight_layout()
     holds = None if not diffs else bool(max(diffs) <= 0.02)
-    verdict = (f"The claim (fronts barely move with 10 known majority rows) {_verdict(holds)} here (criterion: mean "
+    verdict = (f"The claim (fronts barely move with 10 known majority rows) {claim_word(holds)} here (criterion: mean "
                f"absolute EqOd change over matched strategy-budget points at most 0.02 per dataset): "
                + "; ".join(parts) + ".")
     rows = [dict(study=cfg.name, dataset="all", quantity="Pareto fronts with m=10 vs all", paper="barely move",
                  ours="; ".join(parts))]
-    return StudyResult(cfg, _pretty(table, ["eqod", "error"]), {"restricted": fig}, verdict, holds, rows)
+    return StudyResult(cfg, pretty(table, ["eqod", "error"]), {"restricted": fig}, verdict, holds, rows)
 
 
 # ---------------------------------------------------------------- 5: firm side
 
 def plan_firm_side(cfg: StudyConfig) -> Plan:
     """The firm-side methods (one cell per dataset and seed) and the collective's strategies over budgets."""
-    plan = _flip_plan(cfg)
+    plan = flip_plan(cfg)
     try:
         from fairflip.firm_side import FIRM_SIDE_METHODS
     except ImportError:
@@ -486,10 +290,10 @@ def plan_firm_side(cfg: StudyConfig) -> Plan:
 def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Error versus EqOd: firm-side methods as points, collective action as its Pareto front."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     from fairflip.firm_side import FIRM_SIDE_METHODS
 
-    base = _base(frame)
+    base = baseline_means(frame)
     firm = frame[frame.method.isin(FIRM_SIDE_METHODS)]
     coll = frame[frame.method.isin(HEURISTICS)]
     t_firm = mean_sd(firm, ["dataset", "method"], ["eqod", "error"]).assign(budget_share=np.nan)
@@ -497,7 +301,7 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
     t_base = mean_sd(frame[frame.method == "none"], ["dataset", "method"], ["eqod", "error"])
     table = pd.concat([t_base, t_firm, t_coll], ignore_index=True)
     datasets = sorted(base.index)
-    fig, axes = _new_figure(len(datasets))
+    fig, axes = new_figure(len(datasets))
     checks, parts, rows = [], [], []
     for ax, ds in zip(axes, datasets):
         c = t_coll[t_coll.dataset == ds].rename(columns={"eqod_mean": "eqod", "error_mean": "error"})
@@ -530,8 +334,8 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
     fig.tight_layout()
     holds = None if not checks else bool(all(checks))
     verdict = (f"The claim (firm-side methods reach lower EqOd but cost more error than collective action) "
-               f"{_verdict(holds)} here: " + "; ".join(parts) + ".")
-    return StudyResult(cfg, _pretty(table, ["eqod", "error"]), {"firm_side": fig}, verdict, holds, rows)
+               f"{claim_word(holds)} here: " + "; ".join(parts) + ".")
+    return StudyResult(cfg, pretty(table, ["eqod", "error"]), {"firm_side": fig}, verdict, holds, rows)
 
 
 # ---------------------------------------------------------------- 6: transfer
@@ -539,24 +343,24 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
 def plan_transfer(cfg: StudyConfig) -> Plan:
     """Flips chosen against the source firm, each measured on every target firm; no-flip baselines per firm."""
     plan = Plan()
-    ds = _datasets(cfg, plan.notes)
-    methods = _methods(cfg.grid["methods"], plan.notes)
+    ds = plan_datasets(cfg, plan.notes)
+    methods = plan_methods(cfg.grid["methods"], plan.notes)
     src = cfg.grid["source_firm"]
     for firm in cfg.grid["firms"]:
-        plan.cells += _baseline_cells(cfg, ds, firm=firm, kind="transfer", source_firm=src)
-        plan.cells += _grid_cells(cfg, ds, methods, firm=firm, kind="transfer", source_firm=src)
+        plan.cells += baseline_cells(cfg, ds, firm=firm, kind="transfer", source_firm=src)
+        plan.cells += grid_cells(cfg, ds, methods, firm=firm, kind="transfer", source_firm=src)
     return plan
 
 
 def summarise_transfer(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Test EqOd per target firm, with and without the flips; share of cases the flips still help."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     table = mean_sd(frame, ["dataset", "firm", "method", "budget_share"], ["eqod", "error"])
     base = table[table.method == "none"].set_index(["dataset", "firm"])
     runs = table[table.method != "none"]
     datasets = sorted(table.dataset.unique())
-    fig, axes = _new_figure(len(datasets))
+    fig, axes = new_figure(len(datasets))
     helped, total = 0, 0
     for ax, ds in zip(axes, datasets):
         sub = runs[runs.dataset == ds]
@@ -579,25 +383,25 @@ def summarise_transfer(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> 
     verdict = (f"No claim of the paper to test (an extension). Heuristic flips chosen against the "
                f"{cfg.grid['source_firm']} firm lower the test EqOd of the other firms in {helped} of {total} "
                f"(dataset, firm, strategy, budget) cases.")
-    return StudyResult(cfg, _pretty(table, ["eqod", "error"]), {"transfer": fig}, verdict, holds)
+    return StudyResult(cfg, pretty(table, ["eqod", "error"]), {"transfer": fig}, verdict, holds)
 
 
 # ---------------------------------------------------------------- 7: optimality gap
 
 def plan_gap(cfg: StudyConfig) -> Plan:
     """Heuristics, random and the oracles on the same problems and budgets."""
-    return _flip_plan(cfg)
+    return flip_plan(cfg)
 
 
 def summarise_gap(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """In-sample objective and test EqOd per method and budget; gap of the best heuristic to the best oracle."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     runs = frame[frame.method != "none"].copy()
     runs["lower_bound"] = pd.to_numeric(runs.lower_bound, errors="coerce")
     table = mean_sd(runs, ["dataset", "budget_share", "method"], ["n_flipped", "objective", "eqod", "lower_bound"])
     datasets = sorted(table.dataset.unique())
-    fig, axes = _new_figure(len(datasets))
+    fig, axes = new_figure(len(datasets))
     parts, oracle_wins, cases = [], 0, 0
     for ax, ds in zip(axes, datasets):
         sub = table[table.dataset == ds]
@@ -624,7 +428,7 @@ def summarise_gap(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> Study
     verdict = (f"No claim of the paper to test (the oracle is an extension). The best oracle matches or beats the "
                f"best heuristic in-sample in {oracle_wins} of {cases} (dataset, budget) cases: " + "; ".join(parts)
                + ".")
-    return StudyResult(cfg, _pretty(table, ["n_flipped", "objective", "eqod", "lower_bound"]), {"gap": fig}, verdict,
+    return StudyResult(cfg, pretty(table, ["n_flipped", "objective", "eqod", "lower_bound"]), {"gap": fig}, verdict,
                        None)
 
 
@@ -648,24 +452,24 @@ def _ablation_params(cfg: StudyConfig, notes: list[str]) -> list[dict]:
 def plan_ablation(cfg: StudyConfig) -> Plan:
     """The relaxed oracle over firm loss x surrogate x gradient mode."""
     plan = Plan()
-    ds = _datasets(cfg, plan.notes)
-    if not _methods([cfg.grid["method"]], plan.notes):
+    ds = plan_datasets(cfg, plan.notes)
+    if not plan_methods([cfg.grid["method"]], plan.notes):
         return plan
     params = _ablation_params(cfg, plan.notes)
     for firm in cfg.grid["firms"]:
-        plan.cells += _baseline_cells(cfg, ds, firm=firm)
-        plan.cells += _grid_cells(cfg, ds, [cfg.grid["method"]], params=params, firm=firm)
+        plan.cells += baseline_cells(cfg, ds, firm=firm)
+        plan.cells += grid_cells(cfg, ds, [cfg.grid["method"]], params=params, firm=firm)
     return plan
 
 
 def summarise_ablation(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """In-sample objective, test EqOd and time of each (firm loss, surrogate setting)."""
     if frame.empty:
-        return _no_data(cfg, [])
+        return no_data(cfg, [])
     runs = frame[frame.method != "none"]
     table = mean_sd(runs, ["dataset", "firm", "params", "budget_share"], ["objective", "eqod", "select_time_s"])
     base = mean_sd(frame[frame.method == "none"], ["dataset", "firm"], ["objective"])
-    fig, axes = _new_figure(1, width=7.5, height=0.35 * max(len(table), 8))
+    fig, axes = new_figure(1, width=7.5, height=0.35 * max(len(table), 8))
     labels = [f"{r.dataset} {r.firm} {r.params} M={r.budget_share:g}" for r in table.itertuples()]
     axes[0].barh(np.arange(len(table)), table.objective_mean, xerr=table.objective_sd, color="tab:blue")
     axes[0].set_yticks(np.arange(len(table)), labels, fontsize=6)
@@ -677,7 +481,7 @@ def summarise_ablation(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> 
                f"{best.params} ({best.objective_mean:.3f}; no flips: "
                f"{base.set_index(['dataset', 'firm']).objective_mean.min():.3f}); fastest: {fast.params} "
                f"({fast.select_time_s_mean:.2f} s).")
-    return StudyResult(cfg, _pretty(table, ["objective", "eqod", "select_time_s"]), {"ablation": fig}, verdict, None)
+    return StudyResult(cfg, pretty(table, ["objective", "eqod", "select_time_s"]), {"ablation": fig}, verdict, None)
 
 
 @dataclass(frozen=True)
@@ -697,4 +501,6 @@ STUDIES: dict[str, Study] = {
     "transfer": Study(plan_transfer, summarise_transfer),
     "gap": Study(plan_gap, summarise_gap),
     "ablation": Study(plan_ablation, summarise_ablation),
+    "cleaning": Study(plan_cleaning, summarise_cleaning),
+    "intersectional": Study(plan_intersectional, summarise_intersectional),
 }

@@ -177,35 +177,96 @@ def test_drop_rows_keeps_collective_and_flips_aligned(small):
         drop_rows(problem, np.zeros(problem.n, dtype=bool))
 
 
-# ----- the study's rows and report section -----
-def test_study_rows_and_report_section():
-    import pandas as pd
+# ----- the cleaning study's cells, figure and verdict -----
+def _cleaning_cell(method, budget, cleaner, stealth=False, **kw):
+    from fairflip.experiments.cells import Cell
 
-    from fairflip.experiments.cells import Cell, prepare
-    from fairflip.experiments.study_cleaning import cleaning_figure, cleaning_rows, report_section
+    return Cell(study="cleaning", kind="cleaning", dataset="compas", method=method, seed=0, budget=budget,
+                max_rows=800, options={"cleaner": cleaner, "stealth": stealth, "loss_fraction": 0.05,
+                                       "safety": 0.0}, **kw)
+
+
+@pytest.mark.parametrize("cleaner", ["confident", "loss"])
+def test_cleaning_cells_match_direct_evaluation(cleaner):
+    from fairflip.experiments.cells import TEST_METRICS, prepare, run_cell
     from fairflip.methods import get_seeded_method
     from fairflip.problem import evaluate_flips
 
-    cells = [Cell(study="cleaning", dataset="compas", method=m, seed=0, budget=b, max_rows=800)
-             for m, b in (("none", 0), ("random", 0.25))]
-    rows = [r for c in cells for r in cleaning_rows(c, cleaners=["confident", "loss"], loss_fraction=0.05,
-                                                    safety=0.0)]
-    table = pd.DataFrame.from_records(rows)
-    # none: one row per cleaner; random: plain and stealthy flips per cleaner
-    assert len(table) == 2 + 4
-    assert table.loc[table.method == "none", "recall"].isna().all()
-    src = prepare(cells[1])
-    plain = table[(table.method == "random") & ~table.stealth]
-    assert (plain.n_flipped == round(0.25 * len(src.problem.candidates))).all()
-    chosen = get_seeded_method("random", 0).select(src.problem, int(plain.budget.iloc[0])).flipped
-    before = evaluate_flips(src.problem, chosen, test=src.test_arrays)["test"]["eqod"]
-    assert plain.eqod_before.tolist() == [before, before]
-    for cleaner in ("confident", "loss"):
-        after = evaluate_cleaned(src.problem, chosen, cleaner=cleaner, test=src.test_arrays, seed=1)
-        row = plain[plain.cleaner == cleaner].iloc[0]
-        assert row.eqod_after == after["test"]["eqod"] and row.recall == after["report"]["recall"]
-    text = report_section(table)
-    assert text.startswith("## The firm cleans its labels")
-    assert text.count("| compas |") == 6 and "stealth" in text and "plain" in text
-    fig = cleaning_figure(table)
-    assert len(fig.axes) == 4
+    plain, stealthy = _cleaning_cell("random", 0.25, cleaner), _cleaning_cell("random", 0.25, cleaner, stealth=True)
+    src = prepare(plain)
+    budget = round(0.25 * len(src.problem.candidates))
+    for cell, method in ((plain, get_seeded_method("random", 0)),
+                         (stealthy, get_seeded_method("oracle-stealth", 0, base="random", against=cleaner))):
+        out = run_cell(cell)
+        m = out["metrics"]
+        chosen = method.select(src.problem, budget).flipped
+        assert out["extra"]["flipped"] == chosen.tolist() and m["n_flipped"] == len(chosen) and m["budget"] == budget
+        before = evaluate_flips(src.problem, chosen, test=src.test_arrays)["test"]
+        # the firm cleans with its own folds (seed + 1), then retrains on the rows it kept
+        after = evaluate_cleaned(src.problem, chosen, cleaner=cleaner, test=src.test_arrays, fraction=0.05, seed=1)
+        assert m["eqod_before"] == before["eqod"] and m["error_before"] == before["error"]
+        assert {k: m[k] for k in TEST_METRICS} == {k: after["test"][k] for k in TEST_METRICS}
+        for k in ("recall", "precision", "honest_flag_rate", "n_flagged"):
+            assert m[k] == pytest.approx(after["report"][k], nan_ok=True, abs=0)
+        assert out["extra"]["flagged"] == np.flatnonzero(after["flagged"]).tolist()
+    none = run_cell(_cleaning_cell("none", 0, cleaner))["metrics"]
+    assert none["n_flipped"] == 0 and np.isnan(none["recall"]) and none["precision"] == 0.0
+
+
+def test_cleaning_cell_options_are_checked():
+    from fairflip.experiments.cells import Cell
+
+    with pytest.raises(FairflipError, match="options need a cleaner"):
+        _cleaning_cell("random", 0.25, "oracle")
+    with pytest.raises(FairflipError, match="cannot be stealthy"):
+        _cleaning_cell("none", 0, "loss", stealth=True)
+    with pytest.raises(FairflipError, match="takes no options"):
+        Cell(study="t", dataset="compas", method="random", seed=0, budget=1, options={"cleaner": "loss"})
+
+
+def _cleaning_frame(stealth_recall: float, stealth_eqod: float):
+    """A tidy table of one dataset and cleaner: no flips (EqOd 0.30 without cleaning, 0.32 cleaned), plain flips
+    of two strategies (EqOd 0.10 without cleaning, 0.20 cleaned, recall 0.6) and stealthy ones."""
+    import pandas as pd
+
+    rows = [dict(dataset="d", cleaner="loss", method="none", stealth=False, budget_share=None, seed=0,
+                 eqod_before=0.30, eqod=0.32, recall=np.nan, n_flipped=0, precision=0.0, error_before=0.2,
+                 error=0.2)]
+    for m in ("rb-prob", "random"):
+        rows.append(dict(dataset="d", cleaner="loss", method=m, stealth=False, budget_share=0.5, seed=0,
+                         eqod_before=0.10, eqod=0.20, recall=0.6, n_flipped=10, precision=0.5, error_before=0.2,
+                         error=0.2))
+        rows.append(dict(dataset="d", cleaner="loss", method=m, stealth=True, budget_share=0.5, seed=0,
+                         eqod_before=0.15, eqod=stealth_eqod, recall=stealth_recall, n_flipped=8, precision=0.1,
+                         error_before=0.2, error=0.2))
+    return pd.DataFrame(rows)
+
+
+def test_cleaning_verdict_follows_the_numbers():
+    from fairflip.experiments.studies_beyond import cleaning_verdict
+
+    # intended gain 0.30 - 0.10 = 0.20; plain after cleaning 0.32 - 0.20 = 0.12 (60%); stealth 0.32 - 0.17 (75%)
+    text = cleaning_verdict(_cleaning_frame(0.05, 0.17))
+    assert "recall at or below 0.05 (plain flips: 0.60 on average)" in text
+    assert "retaining 75% of the EqOd gain" in text and "plain flips keep 60% once it cleans" in text
+    assert "d, loss: recall at most 0.05 stealthy vs 0.60 plain, gain kept 75% vs 60%" in text
+    assert "retaining 10% of the EqOd gain" in cleaning_verdict(_cleaning_frame(0.3, 0.30))
+
+
+def test_cleaning_summary_table_figure_and_report_section(tmp_path):
+    from fairflip.experiments.report import write_report
+    from fairflip.experiments.studies_beyond import summarise_cleaning
+    from fairflip.experiments.study_kit import load_config
+
+    frame = _cleaning_frame(0.05, 0.17)
+    frame["config_hash"] = [str(i) for i in range(len(frame))]
+    res = summarise_cleaning(load_config("cleaning", quick=True), frame, {})
+    assert res.holds is None and res.verdict.startswith("No claim of the paper to test")
+    assert len(res.table) == 5 and set(res.table.flips) == {"plain", "stealth"}
+    assert res.table.loc[res.table.method == "rb-prob", "eqod_after"].tolist() == ["0.200 ± 0.000", "0.170 ± 0.000"]
+    # one dataset, one cleaner: EqOd-after and recall panels
+    assert len(res.figures["cleaning"].axes) == 2
+    _, md = write_report([res], tmp_path, run_info={"mode": "test"})
+    text = md.read_text()
+    assert "## 9. A firm that cleans its labels" in text and res.verdict in text
+    assert "figures/cleaning.png" in text and (tmp_path / "figures" / "cleaning.svg").is_file()

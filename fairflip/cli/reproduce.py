@@ -40,5 +40,6 @@ def run(args) -> int:
     judged = sum(r.holds is not None for r in summary.results)
     print(f"fairflip reproduce: {run_.planned} cells ({run_.reused} reused, {run_.computed} computed, "
           f"{len(run_.failed)} failed) in {summary.wall_s:.0f} s; the paper's claim held in {held} of {judged} "
-          f"judged studies; results {summary.export}; report {summary.html} (Markdown: {summary.markdown})")
+          f"judged studies; report {summary.html} (Markdown: {summary.markdown}); results table {summary.export}; "
+          f"store {summary.store}")
     return 1 if run_.failed else 0
