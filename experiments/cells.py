@@ -151,8 +151,14 @@ class Cell:
 
     def label(self) -> str:
         """Short human-readable description (for progress bars and errors)."""
+        opts = self.option_dict
+        kind = ""
+        if self.kind == "cleaning":
+            kind = f"/{opts.get('cleaner')}{'/stealth' if opts.get('stealth') else ''}"
+        elif self.kind == "intersectional":
+            kind = "/" + "&".join(f"{k}={v}" for k, v in dict(opts.get("minority") or {}).items())
         return (f"{self.study}/{self.dataset}/{self.method}/{self.firm}/f={self.collective_fraction:g}"
-                f"/M={self.budget}/s={self.seed}")
+                f"/M={self.budget}/s={self.seed}{kind}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "Cell":
@@ -169,7 +175,8 @@ def dataset_available(name: str) -> tuple[bool, str]:
     return True, ""
 
 
-@functools.lru_cache(maxsize=4)
+# Room for each (dataset, subsample, minority) a quick run of every study uses, so a worker loads each once.
+@functools.lru_cache(maxsize=12)
 def _load_dataset(name: str, max_rows: int | None, minority: str | None = None) -> Dataset:
     """The dataset, subsampled; ``minority`` (canonical JSON, column -> value) replaces its default minority."""
     if name not in REGISTRY:

@@ -98,8 +98,8 @@ def test_beat_random_verdict_follows_the_numbers():
     cfg = load_config("flips", quick=True)
     def frame(random_eqod):
         rows = [_rows("d", "none", 0.3, None, 0.3)]
-        for b, (p, l, dd) in zip((0.1, 0.5), ((0.10, 0.12, 0.11), (0.09, 0.07, 0.08))):
-            rows += [_rows("d", "rb-prob", 0.3, b, p), _rows("d", "rb-label", 0.3, b, l),
+        for b, (p, lab, dd) in zip((0.1, 0.5), ((0.10, 0.12, 0.11), (0.09, 0.07, 0.08))):
+            rows += [_rows("d", "rb-prob", 0.3, b, p), _rows("d", "rb-label", 0.3, b, lab),
                      _rows("d", "rb-dist", 0.3, b, dd), _rows("d", "random", 0.3, b, random_eqod)]
         return pd.DataFrame(rows)
     assert summarise_flips(cfg, frame(0.2), {}).holds is True
