@@ -85,22 +85,28 @@ class FeaturePreparer:
         bad = [c for c in (*self.numeric_, *self.categorical_) if data.features[c].isna().any()]
         if bad:
             raise FairflipError(f"feature(s) {bad} contain NaN")
-        blocks = []
-        if self.numeric_:
+        n = len(data)
+        n_num = len(self.numeric_)
+        width = n_num + sum(len(self.categories_[c]) for c in self.categorical_)
+        with_group = self.include_group and not drop_group
+        # One allocation for the whole matrix: on census-size data, stacking blocks costs more than encoding them.
+        out = np.zeros((n, width + int(with_group)))
+        if n_num:
             num = data.features[list(self.numeric_)].to_numpy(dtype=np.float64)
             mean = np.array([self.mean_[c] for c in self.numeric_])
             scale = np.array([self.scale_[c] for c in self.numeric_])
-            blocks.append((num - mean) / scale)
+            np.divide(num - mean, scale, out=out[:, :n_num])
+        offset = n_num
+        rows = np.arange(n)
         for c in self.categorical_:
-            values = data.features[c].astype(str).to_numpy()
-            cats = np.asarray(self.categories_[c])
-            blocks.append((values[:, None] == cats[None, :]).astype(np.float64))
-        if self.include_group and not drop_group:
-            group = np.zeros(len(data)) if counterfactual_group else data.a.astype(np.float64)
-            blocks.append(group[:, None])
-        if not blocks:
-            return np.zeros((len(data), 0))
-        return np.ascontiguousarray(np.hstack(blocks))
+            # Integer codes (-1 for a category unseen in training), then one scatter into the block.
+            codes = pd.Index(self.categories_[c]).get_indexer(data.features[c].astype(str).to_numpy())
+            seen = codes >= 0
+            out[rows[seen], offset + codes[seen]] = 1.0
+            offset += len(self.categories_[c])
+        if with_group and not counterfactual_group:
+            out[:, -1] = data.a
+        return out
 
     def fit_transform(self, data: Dataset) -> np.ndarray:
         """Fit on ``data`` and return its design matrix, shape (n, d)."""
