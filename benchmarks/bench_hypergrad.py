@@ -3,7 +3,8 @@
 - implicit: one Newton solve of the inner problem (warm-started at the unflipped optimum) and one Hessian solve
   (:func:`fairflip.solvers.hypergrad.implicit_hypergradient`), the oracle's default;
 - unrolled: backpropagation through ``unroll_steps`` Newton steps from the unflipped optimum;
-- finite differences: central differences, 2 c inner solves (c candidates), batched as fairflip retrains them;
+- finite differences: central differences, 2 c inner solves (c candidates), both batched as fairflip retrains
+  them (the strongest FD baseline) and one solve at a time (the usual FD loop);
 - cvxpylayers (when installed): the inner problem as a differentiable exponential-cone program solved at tight
   tolerance, then autograd through the layer.
 
@@ -50,7 +51,8 @@ def make_bilevel(n: int, d: int, *, candidates: int, device: str | None, seed: i
 
 def finite_differences(bilevel: SoftFlipBilevel, z: torch.Tensor, theta: torch.Tensor, *, h: float,
                        chunk: int = 256) -> torch.Tensor:
-    """Central differences of L along every coordinate of z (shape (1, c)), 2 c warm-started inner solves."""
+    """Central differences of L along every coordinate of z (shape (1, c)), 2 c warm-started inner solves,
+    ``chunk`` coordinates (2 chunk solves) per batched Newton call."""
     c = z.shape[1]
     eye = torch.eye(c, dtype=z.dtype, device=z.device)
     out = []
@@ -110,8 +112,10 @@ def run(*, n: int = 2_000, d: int = 20, candidates: int = 300, unroll_steps: int
     runs = [m_imp,
             measure(f"unrolled ({unroll_steps} Newton steps)",
                     lambda: unrolled_hypergradient(bilevel, z, theta0, steps=unroll_steps)[1], cuda_sync=sync),
-            measure(f"central differences (h={fd_step:g}, {2 * z.shape[1]} solves)",
-                    lambda: finite_differences(bilevel, z, theta, h=fd_step), cuda_sync=sync)]
+            measure(f"central differences, batched (h={fd_step:g}, {2 * z.shape[1]} solves)",
+                    lambda: finite_differences(bilevel, z, theta, h=fd_step), cuda_sync=sync),
+            measure(f"central differences, one solve at a time (h={fd_step:g})",
+                    lambda: finite_differences(bilevel, z, theta, h=fd_step, chunk=1), cuda_sync=sync)]
     rows = []
     try:
         import cvxpylayers  # noqa: F401  (optional: only this benchmark uses it)
