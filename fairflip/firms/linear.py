@@ -25,9 +25,10 @@ from .losses import MarginLoss, get_loss
 
 FIRM_NAMES = {"logistic": "logistic", "squared": "ridge", "smoothed-hinge": "smoothed-hinge"}
 
-PCG_MIN_PARAMS = 128
+PCG_MIN_PARAMS = 16
 """From this many parameters on, batched retraining (``FlipProblem``) solves Newton steps by conjugate gradients
-preconditioned with the unflipped Hessian: a Hessian costs O(n p^2) per batch member, a product O(n p)."""
+preconditioned with the unflipped Hessian: a Hessian costs O(n p^2) per batch member, a product O(n p). Measured
+on 2 CPU cores (64 sets of 1% flips): 4x faster at p = 51 and p = 21, 2.7x at p = 13 with 256 sets."""
 
 
 @dataclass(frozen=True)
