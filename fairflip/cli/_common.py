@@ -65,6 +65,28 @@ def add_firm_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-group-feature", action="store_true", help="the firm does not see the group indicator")
 
 
+def parse_numbers(value: str, what: str) -> list[int | float]:
+    """Comma-separated numbers: items with a '.' or an exponent are floats (fractions), the others ints."""
+    out: list[int | float] = []
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(float(item) if any(ch in item for ch in ".eE") else int(item))
+        except ValueError:
+            raise FairflipError(f"--{what} must be comma-separated numbers, got {item!r}") from None
+    if not out:
+        raise FairflipError(f"--{what} is empty")
+    return out
+
+
+def add_problem_args(p: argparse.ArgumentParser) -> None:
+    """The data, collective and firm argument groups every problem-building subcommand takes."""
+    add_data_args(p)
+    add_collective_args(p)
+    add_firm_args(p)
+
+
 def _split_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 

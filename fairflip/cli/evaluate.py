@@ -6,14 +6,12 @@ import numpy as np
 
 from .._errors import FairflipError
 from ..problem import evaluate_labels
-from ._common import add_collective_args, add_data_args, add_firm_args, print_json, problem_from_args, read_flips
+from ._common import add_problem_args, print_json, problem_from_args, read_flips
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="train the firm on labels flipped by a flips file and report metrics")
-    add_data_args(p)
-    add_collective_args(p)
-    add_firm_args(p)
+    add_problem_args(p)
     p.add_argument("--flips", required=True, help="CSV with a 'row' column (as written by `fairflip flip --out`)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)

@@ -9,15 +9,12 @@ import pandas as pd
 from ..methods import available_methods
 from .._errors import FairflipError
 from ..problem import evaluate_flips
-from ._common import (add_collective_args, add_data_args, add_firm_args, make_method, print_json, problem_from_args,
-                      write_atomic)
+from ._common import add_problem_args, make_method, print_json, problem_from_args, write_atomic
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("flip", help="choose flips with a method and evaluate the retrained firm")
-    add_data_args(p)
-    add_collective_args(p)
-    add_firm_args(p)
+    add_problem_args(p)
     p.add_argument("--method", required=True, help=f"flip method ({', '.join(available_methods())})")
     p.add_argument("--budget", type=int, required=True, help="the most flips allowed (M)")
     p.add_argument("--param", action="append", help="method parameter key=value (repeatable), e.g. k=10")

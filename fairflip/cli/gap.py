@@ -6,16 +6,12 @@ import time
 
 from .._errors import FairflipError
 from ..gap import DEFAULT_HEURISTICS, gap_summary, optimality_gap
-from ._common import (add_collective_args, add_data_args, add_firm_args, load_inputs, parse_params, print_json,
-                      write_atomic)
-from .sweep import _numbers
+from ._common import add_problem_args, load_inputs, parse_numbers, parse_params, print_json, write_atomic
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("gap", help="each heuristic's objective versus the (omniscient) oracle's, over budgets and seeds")
-    add_data_args(p)
-    add_collective_args(p)
-    add_firm_args(p)
+    add_problem_args(p)
     g = p.add_argument_group("gap")
     g.add_argument("--budgets", default="10,25,50,100", help="comma-separated flip budgets (10,25,50,100)")
     g.add_argument("--n-seeds", type=int, default=1, help="collective draws: seeds --seed .. --seed + n - 1 (1)")
@@ -30,7 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     start = time.perf_counter()
-    budgets = _numbers(args.budgets, "budgets")
+    budgets = parse_numbers(args.budgets, "budgets")
     if any(not isinstance(b, int) or b < 0 for b in budgets):
         raise FairflipError(f"--budgets must be non-negative integers, got {args.budgets!r}")
     if args.n_seeds < 1:

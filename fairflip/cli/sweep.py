@@ -7,30 +7,12 @@ import time
 from .._errors import FairflipError
 from ..methods import available_methods
 from ..sweep import average_seeds, best_eqod_per_size, pareto_front, sweep
-from ._common import (add_collective_args, add_data_args, add_firm_args, load_inputs, make_method, parse_params,
-                      print_json, write_atomic)
-
-
-def _numbers(value: str, what: str) -> list[int | float]:
-    """Comma-separated numbers: items with a '.' or an exponent are floats (fractions), the others ints."""
-    out: list[int | float] = []
-    for item in (v.strip() for v in value.split(",")):
-        if not item:
-            continue
-        try:
-            out.append(float(item) if any(ch in item for ch in ".eE") else int(item))
-        except ValueError:
-            raise FairflipError(f"--{what} must be comma-separated numbers, got {item!r}") from None
-    if not out:
-        raise FairflipError(f"--{what} is empty")
-    return out
+from ._common import add_problem_args, load_inputs, make_method, parse_numbers, parse_params, print_json, write_atomic
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run methods over budgets, collective sizes and seeds; summarise the results")
-    add_data_args(p)
-    add_collective_args(p)
-    add_firm_args(p)
+    add_problem_args(p)
     g = p.add_argument_group("sweep")
     g.add_argument("--methods", default="random,rb-prob,rb-label,rb-dist",
                    help=f"comma-separated methods ({', '.join(available_methods())}); default the paper's four")
@@ -70,9 +52,9 @@ def run(args) -> int:
         raise FairflipError("--methods is empty")
     if args.n_seeds < 1:
         raise FairflipError(f"--n-seeds must be at least 1, got {args.n_seeds}")
-    budgets = _numbers(args.budgets, "budgets")
+    budgets = parse_numbers(args.budgets, "budgets")
     if args.fractions is not None:
-        fractions = _numbers(args.fractions, "fractions")
+        fractions = parse_numbers(args.fractions, "fractions")
     else:
         fractions = [args.collective_fraction if args.collective_fraction is not None else 0.3]
     params = _method_params(methods, args.param, args.seed)
