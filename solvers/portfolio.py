@@ -52,6 +52,9 @@ class PortfolioOracle(FlipMethod):
         relaxed_params: keyword options of ``oracle-relaxed``.
         convex_params: keyword options of ``oracle-convex``.
         greedy_max_retrains: run greedy only when candidates * budget is at most this.
+        convex_max_entries: run the convex component only when (evaluation rows) * (candidates), the size of its
+            dense score-slope matrix, is at most this; above it the component is skipped (noted in ``info``), so
+            memory stays linear in n on census-size data.
         polish_top: local search starts from this many best distinct starting sets (the relaxed answer is
             already polished).
         neighbourhood, swap_shortlist, max_evaluations: local-search limits (see ``local_search``).
@@ -69,6 +72,7 @@ class PortfolioOracle(FlipMethod):
         relaxed_params: dict[str, Any] | None = None,
         convex_params: dict[str, Any] | None = None,
         greedy_max_retrains: int = 20_000,
+        convex_max_entries: int = 50_000_000,
         polish_top: int = 2,
         neighbourhood: int = 64,
         swap_shortlist: int = 16,
@@ -86,6 +90,7 @@ class PortfolioOracle(FlipMethod):
         self.relaxed_params = dict(relaxed_params or {})
         self.convex_params = dict(convex_params or {})
         self.greedy_max_retrains = greedy_max_retrains
+        self.convex_max_entries = convex_max_entries
         self.polish_top = polish_top
         self.search = dict(neighbourhood=neighbourhood, swap_shortlist=swap_shortlist,
                            max_evaluations=max_evaluations, batch_size=batch_size)
@@ -117,7 +122,12 @@ class PortfolioOracle(FlipMethod):
             per = (time.perf_counter() - t) / max(len(budgets), 1)
             for b, r in enumerate(relaxed):
                 starts[b]["oracle-relaxed"] = (r.flipped, per, {"polished": True})
-        if "convex" in self.components:
+        eval_rows = problem.n if problem.validation is None else len(problem.validation[1])
+        convex_entries = eval_rows * len(problem.candidates)
+        if "convex" in self.components and convex_entries > self.convex_max_entries:
+            errors["oracle-convex"] = (f"skipped: its slope matrix would hold {convex_entries:,} entries "
+                                       f"(convex_max_entries={self.convex_max_entries:,})")
+        elif "convex" in self.components:
             for b, M in enumerate(budgets):
                 t = time.perf_counter()
                 try:

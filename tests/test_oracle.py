@@ -74,6 +74,16 @@ def test_oracle_works_without_the_convex_component():
     assert r.info["objective"] == pytest.approx(problem.objective_of([r.flipped])[0], abs=1e-12)
 
 
+def test_oracle_skips_the_convex_component_above_its_size_limit():
+    problem = tiny_problem(3)
+    limit = problem.n * len(problem.candidates) - 1
+    r = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit).select(problem, 2)
+    assert r.info["errors"]["oracle-convex"].startswith("skipped")
+    assert "oracle-convex" not in r.info["components"]
+    full = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit + 1).select(problem, 2)
+    assert "oracle-convex" in full.info["components"]
+
+
 def test_oracle_records_components_and_needs_a_linear_firm():
     problem = tiny_problem(2)
     r = get_method("oracle", **FAST).select(problem, 2)
