@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ from .._errors import FairflipError
 from ..datasets import Dataset, load, load_table, read_table, stratified_split
 from ..firms import FIRMS
 from ..metrics import OBJECTIVES
-from ..methods import get_method
+from ..methods import get_seeded_method
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -170,11 +169,7 @@ def parse_params(params: list[str] | None) -> dict:
 
 def make_method(name: str, seed: int, params: list[str] | None):
     """Instantiate a registered method, passing ``seed`` when it takes one and ``key=value`` params."""
-    kwargs = parse_params(params)
-    method = get_method(name)  # validates the name first
-    if "seed" in inspect.signature(type(method).__init__).parameters:
-        kwargs.setdefault("seed", seed)
-    return get_method(name, **kwargs)
+    return get_seeded_method(name, seed, **parse_params(params))
 
 
 def write_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> None:
