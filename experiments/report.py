@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from fairflip._io import atomic_write
+
 from .studies import StudyResult
 
 PAPER_LABEL = "paper (approximate reading off the authors' poster)"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def save_figures(results: list[StudyResult], folder: Path) -> dict[str, dict[str, Path]]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fairflip._errors import FairflipError
+from fairflip._io import atomic_write
 
 from .cells import CLEANING_METRICS, GROUP_METRICS, TEST_METRICS, Cell
 
@@ -198,10 +199,6 @@ class ResultStore:
         if path.suffix not in (".csv", ".parquet"):
             raise FairflipError(f"export path must end in .csv or .parquet, got {path.name}")
         frame = self.table(hashes)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-        return path
+            return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._errors import FairflipError
+from .._io import atomic_write
 from ..datasets import Dataset, load, load_table, read_table, stratified_split
 from ..firms import FIRMS
 from ..metrics import OBJECTIVES
@@ -177,14 +177,7 @@ def write_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     target = Path(path)
     if not target.parent.exists():
         raise FairflipError(f"output folder does not exist: {target.parent}")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(target, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def read_flips(path: str | os.PathLike) -> np.ndarray:

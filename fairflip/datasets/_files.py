@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -10,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from .._errors import FairflipError
+from .._io import atomic_write
 
 # sha256 of each file shipped in fairflip/datasets/data, identical to the publishers' releases.
 EMBEDDED_SHA256 = {
@@ -51,6 +53,34 @@ def data_home(home: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".fairflip" / "data"
 
 
+def download(url: str, path: Path, *, compress: bool = False) -> Path:
+    """Download ``url`` to ``path`` atomically (no partial file is left when the transfer fails).
+
+    Args:
+        url: the publisher's address.
+        path: destination file; its folder is created.
+        compress: gzip the downloaded bytes (mtime 0, so the stored bytes are reproducible), for publishers that
+            serve plain CSV where the data home keeps ``.csv.gz``.
+
+    Raises:
+        FairflipError: the transfer failed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def fetch(tmp: Path) -> None:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as raw:
+            if compress:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+                    shutil.copyfileobj(resp, out)
+            else:
+                shutil.copyfileobj(resp, raw)
+
+    try:
+        return atomic_write(path, fetch)
+    except OSError as exc:
+        raise FairflipError(f"could not download '{path.name}' from {url}: {exc}") from exc
+
+
 def find_or_download(
     filename: str,
     *,
@@ -79,15 +109,7 @@ def find_or_download(
                 f"'{filename}' not found in the data home {root}; place it there or set FAIRFLIP_DATA"
                 + ("" if url is None else f" (it can be downloaded from {url})")
             )
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise FairflipError(f"could not download '{filename}' from {url}: {exc}") from exc
-        os.replace(tmp, path)
+        download(url, path)
     if sha256 is not None:
         got = sha256_of(path)
         if got != sha256:

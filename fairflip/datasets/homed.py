@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +21,8 @@ import pandas as pd
 
 from .._errors import FairflipError
 from ._base import Dataset, Provenance, from_frame
-from ._files import data_home, find_or_download, sha256_of
+from ._files import data_home, sha256_of
+from ._files import download as download_file
 
 _SURVEY_RAW = "https://raw.githubusercontent.com/tailequy/fairness_dataset/main/experiments/data/"
 _SURVEY_CITATION = (
@@ -120,20 +118,6 @@ def verify_file(path: Path, spec: HomeFile) -> None:
     )
 
 
-def _download_plain(url: str, path: Path) -> None:
-    """Download uncompressed CSV from ``url`` and store it gzip-compressed (mtime 0, so bytes are reproducible)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
-                shutil.copyfileobj(resp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise FairflipError(f"could not download '{path.name}' from {url}: {exc}") from exc
-    os.replace(tmp, path)
-
-
 def locate(key: str, *, home=None, download: bool = True, verify: bool = True) -> Path:
     """Return the path of the data-home file ``FILES[key]``, downloading and verifying it as asked.
 
@@ -157,10 +141,7 @@ def locate(key: str, *, home=None, download: bool = True, verify: bool = True) -
                 f"'{spec.filename}' not found in the data home {root}; place it there or set FAIRFLIP_DATA "
                 f"to the folder holding it ({where})"
             )
-        if spec.plain_download:
-            _download_plain(spec.url, path)
-        else:
-            find_or_download(spec.filename, home=root, url=spec.url, download=True)
+        download_file(spec.url, path, compress=spec.plain_download)
     if verify:
         verify_file(path, spec)
     return path
