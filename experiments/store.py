@@ -89,11 +89,28 @@ class ResultStore:
         self.path = self.folder / self.FILENAME
         self._versions = json.dumps(package_versions(), sort_keys=True)
         self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal(timeout)
         # FULL: a committed cell survives even a power cut, not only a killed process.
         self._conn.execute("PRAGMA synchronous=FULL")
         with self._transaction():
             self._conn.execute(_SCHEMA)
+
+    def _enable_wal(self, timeout: float) -> None:
+        """Switch the file to WAL mode, waiting out a concurrent opener.
+
+        The switch needs the database to itself, and SQLite reports "database is locked" at once instead of
+        calling the busy handler while another process is creating or switching the same file; so retry until
+        ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _transaction(self):
         conn = self._conn
