@@ -145,6 +145,9 @@ def run(
             "peak_mb": max(m.peak_mb for m in (m_one, m_sweep) if m is not None),
             "rss_mb": max(m.rss_mb for m in (m_one, m_sweep) if m is not None),
         })
+        r = rows[-1]
+        print(f"oracle n={r['n']}: one solve {r['oracle_1_s']:.1f} s = {r['oracle_1_fits']:.1f} fits, "
+              f"sweep {r['sweep_s']:.1f} s = {r['sweep_fits']:.1f} fits", flush=True)  # progress of a long run
     return {"benchmark": "oracle", "source": described, "device": str(firm.torch_device),
             "threads": torch.get_num_threads(), "oracle": "oracle-relaxed", "oracle_params": params,
             "rows": rows,
