@@ -155,16 +155,21 @@ class FlipProblem:
     def linear_cache(self) -> dict:
         """State of a linear firm kept on its device between calls (built on first use).
 
+        The cache belongs to the firm it was built for: assigning another firm to ``problem.firm`` rebuilds it.
+
         Returns:
-            dict with ``Xd`` (n, p) design matrix, ``sw`` (n,) weights or None, ``theta0`` (p,) the unflipped
+            dict with ``firm``, ``Xd`` (n, p) design matrix, ``sw`` (n,) weights or None, ``theta0`` (p,) the unflipped
             optimum and ``factor``: the Cholesky factor (p, p) of the unflipped Hessian when p >= PCG_MIN_PARAMS
             (retraining then preconditions Newton steps with it instead of forming K Hessians), else None.
         """
         cache = self.__dict__.setdefault("_cache", {})
-        if "Xd" not in cache:
+        if cache.get("firm") is not self.firm:
+            # Built for another firm (a different device, loss or C) or not yet: (re)build for this one.
             import torch
 
             firm = self.firm
+            cache.clear()
+            cache["firm"] = firm
             cache["Xd"] = firm.design(self.X)
             cache["sw"] = None if self.sample_weight is None else torch.as_tensor(
                 self.sample_weight, dtype=firm.dtype, device=cache["Xd"].device)

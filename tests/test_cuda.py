@@ -76,7 +76,6 @@ def test_flip_set_retraining_and_objectives_on_cuda_match_cpu():
     sets = [np.sort(rng.choice(problem.candidates, size=k, replace=False)) for k in (0, 1, 3, 5, 8)]
     cpu_thetas, cpu_obj = problem.fit_flip_sets(sets), problem.objective_of(sets)
     problem.firm = LinearFirm("logistic", device="cuda")
-    problem.__dict__.pop("_cache", None)
     assert np.abs(problem.fit_flip_sets(sets) - cpu_thetas).max() < 1e-9
     assert np.array_equal(problem.objective_of(sets), cpu_obj)
 
@@ -118,7 +117,6 @@ def test_relaxed_oracle_sweep_on_cuda_matches_cpu():
     method = get_method("oracle-relaxed", steps=15)
     cpu = [r.info["objective"] for r in method.select_many(problem, [1, 3, 5])]
     problem.firm = LinearFirm("logistic", device="cuda")
-    problem.__dict__.pop("_cache", None)
     gpu = [r.info["objective"] for r in method.select_many(problem, [1, 3, 5])]
     assert np.allclose(gpu, cpu, atol=1e-9)
 

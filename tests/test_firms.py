@@ -81,7 +81,7 @@ def test_ridge_equals_sklearn(seed, C):
                                           (4, 1e3, 1e3)])
 def test_smoothed_hinge_optimum(seed, C, scale):
     X, y = make_data(seed, scale=scale)
-    firm = LinearFirm("smoothed-hinge", C=C)
+    firm = LinearFirm("smoothed-hinge", C=C, device="cpu")
     Xd = firm.design(X)
     Y = torch.as_tensor(y, dtype=torch.float64)
     theta = firm.fit_params(Xd, Y)
@@ -104,7 +104,7 @@ def test_newton_converges_when_weakly_regularised(loss, C, compas_split):
     X = rng.normal(size=(300, 4))
     train = compas_split[0]
     for X, y in ((X, (X[:, 0] > 0).astype(float)), (FeaturePreparer().fit_transform(train), train.y)):
-        firm = LinearFirm(loss, C=C)
+        firm = LinearFirm(loss, C=C, device="cpu")
         Xd = firm.design(X)
         Y = torch.as_tensor(np.stack([y, rng.random(len(y))]))
         theta = firm.fit_params(Xd, Y)
@@ -131,7 +131,7 @@ def test_fit_many_equals_separate_fits(loss):
 def test_gradient_and_hessian_match_autograd(loss):
     rng = np.random.default_rng(3)
     n, p, K = 40, 4, 3
-    firm = LinearFirm(loss, C=0.7)
+    firm = LinearFirm(loss, C=0.7, device="cpu")
     Xd = firm.design(rng.normal(size=(n, p - 1)))
     Y = torch.as_tensor(rng.random((K, n)))
     sw = torch.as_tensor(rng.uniform(0.5, 2.0, n))
@@ -145,7 +145,7 @@ def test_gradient_and_hessian_match_autograd(loss):
             lambda t, k=k: firm.objective(t[None], Xd, Y[k:k + 1], weights)[0], theta[k]) for k in range(K)])
         torch.testing.assert_close(firm.hessian(theta, Xd, Y, weights), H_auto, atol=1e-10, rtol=1e-10)
     # chunked assembly of the batch gives the same Hessian
-    tiny = LinearFirm(loss, C=0.7, memory_budget=1)
+    tiny = LinearFirm(loss, C=0.7, memory_budget=1, device="cpu")
     torch.testing.assert_close(tiny.hessian(theta, Xd, Y), firm.hessian(theta, Xd, Y), atol=0, rtol=0)
 
 
@@ -184,7 +184,7 @@ def test_sample_weight_equals_duplicated_rows(loss):
 
 def test_soft_labels_and_warm_start():
     X, y = make_data(8, n=100)
-    firm = LinearFirm("logistic")
+    firm = LinearFirm("logistic", device="cpu")
     Xd = firm.design(X)
     Y = torch.as_tensor(np.random.default_rng(1).random(len(y)))
     cold = firm.fit_params(Xd, Y)

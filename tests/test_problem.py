@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fairflip._errors import FairflipError
-from fairflip.firms import SklearnFirm
+from fairflip.firms import LinearFirm, SklearnFirm
 from fairflip.metrics import all_metrics, error_rate, fairness
 from fairflip.problem import FlipProblem, build_problem, evaluate_flips
 
@@ -184,3 +184,18 @@ def test_flip_problem_shape_checks(small):
     with pytest.raises(FairflipError, match="unknown objective"):
         FlipProblem(X=problem.X, y=problem.y, a=problem.a, collective=problem.collective, firm=problem.firm,
                     objective="auc")
+
+
+def test_assigning_another_firm_rebuilds_the_device_cache():
+    from _instances import tiny_problem
+
+    problem = tiny_problem(7, n=120, n_members=12)
+    sets = [problem.candidates[:k] for k in (0, 2, 5)]
+    problem.fit_flip_sets(sets)  # builds the cache for C = 1
+    problem.firm = LinearFirm("logistic", C=0.05, device="cpu")
+    fresh = tiny_problem(7, n=120, n_members=12)
+    fresh.firm = LinearFirm("logistic", C=0.05, device="cpu")
+    np.testing.assert_array_equal(problem.fit_flip_sets(sets), fresh.fit_flip_sets(sets))
+    assert problem.linear_cache()["firm"] is problem.firm
+    np.testing.assert_allclose(problem.fit_flip_sets(sets), problem.firm.fit_many(problem.X, problem.label_matrix(sets)),
+                               atol=1e-9)

@@ -182,8 +182,9 @@ class LinearFirm:
         """Minimise J for every row of ``Y`` at once by damped Newton (backtracking Armijo line search).
 
         Args:
-            Xd: design matrix with intercept column, shape (n, p) (see :meth:`design`).
-            Y: labels, shape (K, n) or (n,), entries in [0, 1] (soft labels allowed).
+            Xd: design matrix with intercept column, shape (n, p) (see :meth:`design`); the solve runs on its
+                device.
+            Y: labels, shape (K, n) or (n,), entries in [0, 1] (soft labels allowed), on any device.
             sample_weight: shape (n,) non-negative weights, or None.
             init: warm start, shape (K, p) or (p,); zeros by default.
             preconditioner: optional Cholesky factor (p, p) of a reference Hessian close to every member's (e.g.
@@ -195,7 +196,10 @@ class LinearFirm:
             theta*, shape (K, p) (or (p,) when ``Y`` was 1-D).
         """
         squeeze = Y.ndim == 1
-        Y = torch.atleast_2d(Y.to(Xd.dtype))
+        # Labels, weights and warm start follow the design matrix's device and dtype (a no-op when they match).
+        Y = torch.atleast_2d(Y.to(Xd))
+        if sample_weight is not None:
+            sample_weight = sample_weight.to(Xd)
         if Y.shape[-1] != Xd.shape[0]:
             raise FairflipError(f"labels have {Y.shape[-1]} entries but X has {Xd.shape[0]} rows")
         K, p = Y.shape[0], Xd.shape[1]
