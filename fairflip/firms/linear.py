@@ -21,6 +21,7 @@ import torch
 from .._device import resolve_device
 from .._errors import FairflipError, check_binary
 from ..linalg import cholesky_preconditioner, conjugate_gradient
+from .design import attach_sparse_twin, pullback, scores
 from .losses import MarginLoss, get_loss
 
 FIRM_NAMES = {"logistic": "logistic", "squared": "ridge", "smoothed-hinge": "smoothed-hinge"}
@@ -117,7 +118,9 @@ class LinearFirm:
             raise FairflipError(f"X must be a 2-D matrix, got shape {tuple(Xt.shape)}")
         if not torch.isfinite(Xt).all():
             raise FairflipError("X contains NaN or infinite values")
-        return torch.cat([Xt, torch.ones(Xt.shape[0], 1, dtype=self.dtype, device=Xt.device)], dim=1)
+        Xd = torch.cat([Xt, torch.ones(Xt.shape[0], 1, dtype=self.dtype, device=Xt.device)], dim=1)
+        attach_sparse_twin(Xd)  # large, mostly one-hot matrices on the CPU: CSR products for small batches
+        return Xd
 
     def _reg(self, p: int, like: torch.Tensor) -> torch.Tensor:
         r = torch.ones(p, dtype=like.dtype, device=like.device)
@@ -126,7 +129,7 @@ class LinearFirm:
 
     def objective(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """J(theta; y) for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K,)."""
-        F = theta @ Xd.T
+        F = scores(theta, Xd)
         L = self.margin_loss.value(F, Y)
         if sw is not None:
             L = L * sw
@@ -134,17 +137,17 @@ class LinearFirm:
 
     def gradient(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """dJ/dtheta for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K, p)."""
-        G = self.margin_loss.d1(theta @ Xd.T, Y)
+        G = self.margin_loss.d1(scores(theta, Xd), Y)
         if sw is not None:
             G = G * sw
-        return self.C * G @ Xd + theta * self._reg(theta.shape[-1], theta)
+        return pullback(self.C * G, Xd) + theta * self._reg(theta.shape[-1], theta)
 
     def hessian(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """d2J/dtheta2 for a batch: theta (K, p), Xd (n, p), Y (K, n) -> (K, p, p).
 
         Assembled in chunks of the batch so no more than ``memory_budget`` bytes are live at once.
         """
-        W = self.margin_loss.d2(theta @ Xd.T, Y)
+        W = self.margin_loss.d2(scores(theta, Xd), Y)
         if sw is not None:
             W = W * sw
         K, p = theta.shape
@@ -160,14 +163,14 @@ class LinearFirm:
 
     def curvature(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row Hessian weights C * s_i * l''(f_i, y_i) for a batch: theta (K, p), Y (K, n) -> (K, n)."""
-        W = self.margin_loss.d2(theta @ Xd.T, Y)
+        W = self.margin_loss.d2(scores(theta, Xd), Y)
         if sw is not None:
             W = W * sw
         return self.C * W
 
     def hessian_product(self, W: torch.Tensor, Xd: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """H_k v_k for every batch member without forming H: W (K, n) from :meth:`curvature`, V (K, p) -> (K, p)."""
-        return ((V @ Xd.T) * W) @ Xd + V * self._reg(V.shape[-1], V)
+        return pullback(scores(V, Xd) * W, Xd) + V * self._reg(V.shape[-1], V)
 
     # ----- the solver -----
     def fit_params(
@@ -213,12 +216,12 @@ class LinearFirm:
         # Scores F = theta X^T are kept in step with theta: the gradient, the curvature and every line-search
         # trial reuse them (a trial's scores are F - t * step X^T), so each iteration multiplies by X twice
         # (plus the step's solve) instead of four or more times.
-        F = theta @ Xd.T
+        F = scores(theta, Xd)
         for _ in range(self.max_iter):
             G = self.margin_loss.d1(F, Y)
             if sample_weight is not None:
                 G = G * sample_weight
-            g = self.C * G @ Xd + theta * reg
+            g = pullback(self.C * G, Xd) + theta * reg
             if preconditioner is not None:
                 # Inexact Newton: the CG tolerance follows the gradient's decrease (loose far from the optimum,
                 # tight near it), which keeps the local convergence superlinear at a fraction of the products.
@@ -264,7 +267,7 @@ class LinearFirm:
     def _line_search(self, theta, F, step, g, Xd, Y, sw) -> tuple[torch.Tensor, torch.Tensor]:
         """Backtracking Armijo search along -step; returns the new theta and its scores."""
         J0 = self._objective_at(F, theta, Y, sw)
-        S = step @ Xd.T
+        S = scores(step, Xd)
         decrease = (g * step).sum(-1)
         t = torch.ones_like(J0)
         slack = 1e-13 * (1 + J0.abs())
