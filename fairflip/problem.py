@@ -15,6 +15,7 @@ from .collective import Collective, Direction, make_collective
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm, LinearFirm, make_firm
+from .firms.design import sparse_twin
 from .firms.linear import PCG_MIN_PARAMS
 from .metrics import OBJECTIVES, all_metrics, error_rate, fairness
 
@@ -174,7 +175,17 @@ class FlipProblem:
             cache["sw"] = None if self.sample_weight is None else torch.as_tensor(
                 self.sample_weight, dtype=firm.dtype, device=cache["Xd"].device)
             y0 = torch.as_tensor(self.y, dtype=firm.dtype, device=cache["Xd"].device)
-            cache["theta0"] = firm.fit_params(cache["Xd"], y0, sample_weight=cache["sw"])
+            start, start_factor = None, None
+            if cache["Xd"].shape[1] >= PCG_MIN_PARAMS and sparse_twin(cache["Xd"]) is not None:
+                # Large, sparse design on the CPU: Newton-CG preconditioned by the Hessian at the start (one dense
+                # Hessian) with the twin's cheap products, instead of one dense Hessian per Newton step
+                # (measured on 20,000 KDD rows: 1.2 s instead of 2.6 s, same optimum to 2e-11).
+                start = torch.zeros(cache["Xd"].shape[1], dtype=firm.dtype, device=cache["Xd"].device)
+                H = firm.hessian(start[None], cache["Xd"], y0[None], cache["sw"])[0]
+                L, info = torch.linalg.cholesky_ex(H)
+                start_factor = L if int(info) == 0 else None
+            cache["theta0"] = firm.fit_params(cache["Xd"], y0, sample_weight=cache["sw"], init=start,
+                                              preconditioner=start_factor)
             cache["factor"] = None
             if cache["Xd"].shape[1] >= PCG_MIN_PARAMS:
                 H0 = firm.hessian(cache["theta0"][None], cache["Xd"], y0[None], cache["sw"])[0]
@@ -182,49 +193,84 @@ class FlipProblem:
                 cache["factor"] = L if int(info) == 0 else None
         return cache
 
-    def fit_flip_sets(self, flip_sets: list[np.ndarray], *, chunk: int = 512) -> np.ndarray:
+    def fit_flip_sets(self, flip_sets: list[np.ndarray], *, chunk: int = 512,
+                      around: np.ndarray | None = None) -> np.ndarray:
         """Exactly retrain a linear firm on K flip sets at once, shape (K, d + 1) (intercept last).
 
         The batch is solved by Newton warm-started at the unflipped optimum (a few flips move it little), on the
         firm's device, ``chunk`` flip sets at a time so memory stays O(chunk * n + d^2 * chunk).
+
+        Args:
+            flip_sets: K arrays of training rows to flip.
+            chunk: flip sets solved in one batched Newton run.
+            around: optional flip set (rows) close to every set of the batch, such as a local search's current
+                set whose moves are being scored: Newton then starts at its optimum, and for large p its
+                Hessian preconditions the steps, instead of the unflipped ones. The optimum is the same (the
+                firm's problem is strictly convex); it is reached in fewer products. The anchor's optimum and
+                factor are kept for the next call with the same set.
         """
         import torch
 
         if not isinstance(self.firm, LinearFirm):
             raise FairflipError(f"batched retraining needs a linear firm, not '{self.firm.name}'")
         cache = self.linear_cache()
+        init, factor = cache["theta0"], cache["factor"]
+        if around is not None and len(around):
+            init, factor = self._anchor(np.sort(np.asarray(around, dtype=np.int64)))
         out = []
         for s in range(0, len(flip_sets), chunk):
             Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=self.firm.dtype,
                                 device=cache["Xd"].device)
-            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=cache["theta0"],
-                                            preconditioner=cache["factor"]))
+            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=init,
+                                            preconditioner=factor))
         if not out:
             return np.zeros((0, self.X.shape[1] + 1))
         return torch.cat(out).cpu().numpy()
 
-    def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None) -> np.ndarray:
+    def _anchor(self, rows: np.ndarray):
+        """(optimum (p,), Cholesky factor (p, p) of its Hessian or None) of the flip set ``rows``; one kept."""
+        import torch
+
+        cache = self.linear_cache()
+        key = rows.tobytes()
+        if cache.get("anchor_key") != key:
+            firm, Xd = self.firm, cache["Xd"]
+            Y = torch.as_tensor(self.label_matrix([rows]), dtype=firm.dtype, device=Xd.device)
+            theta = firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=cache["theta0"],
+                                    preconditioner=cache["factor"])
+            factor = cache["factor"]
+            if factor is not None:
+                L, info = torch.linalg.cholesky_ex(firm.hessian(theta, Xd, Y, cache["sw"])[0])
+                factor = L if int(info) == 0 else factor
+            cache["anchor_key"], cache["anchor"] = key, (theta[0], factor)
+        return cache["anchor"]
+
+    def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None, *,
+                    around: np.ndarray | None = None) -> np.ndarray:
         """Train the firm on each flip set and predict rows of X (default: the training rows) -> (K, m) int64.
 
-        Linear firms train all K at once (batched, warm-started Newton); other firms are trained one by one.
+        Linear firms train all K at once (batched, warm-started Newton; ``around`` as in :meth:`fit_flip_sets`);
+        other firms are trained one by one.
         """
         X_eval = self.X if X is None else X
         if isinstance(self.firm, LinearFirm):
-            return self.firm.predict_many(X_eval, self.fit_flip_sets(flip_sets))
+            return self.firm.predict_many(X_eval, self.fit_flip_sets(flip_sets, around=around))
         Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
                          for k in range(len(Y))])
 
-    def objective_of(self, flip_sets: list[np.ndarray]) -> np.ndarray:
+    def objective_of(self, flip_sets: list[np.ndarray], *, around: np.ndarray | None = None) -> np.ndarray:
         """The true (hard-prediction) objective of each flip set after exact retraining, shape (K,).
 
         Measured with the original labels on the validation split when one is set, else on the training rows.
+        ``around``: an optional flip set near all of them, which speeds up a linear firm's retraining (see
+        :meth:`fit_flip_sets`).
         """
         if self.validation is None:
             X_eval, y_eval, a_eval = self.X, self.y, self.a
         else:
             X_eval, y_eval, a_eval = self.validation
-        P = self.predictions(flip_sets, X_eval)
+        P = self.predictions(flip_sets, X_eval, around=around)
         return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
 
     def objective_from_predictions(self, y_true: np.ndarray, y_pred: np.ndarray, a: np.ndarray) -> float:

@@ -23,13 +23,16 @@ from fairflip.problem import FlipProblem
 IMPROVE_TOL = 1e-12
 
 
-def batched_objectives(problem: FlipProblem, flip_sets: list[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
-    """True objective of each flip set after exact retraining, in batches, shape (K,)."""
+def batched_objectives(problem: FlipProblem, flip_sets: list[np.ndarray], *, batch_size: int = 256,
+                       around: np.ndarray | None = None) -> np.ndarray:
+    """True objective of each flip set after exact retraining, in batches, shape (K,).
+
+    ``around``: an optional flip set near all of them (see :meth:`FlipProblem.fit_flip_sets`)."""
     if batch_size < 1:
         raise FairflipError(f"batch_size must be a positive integer, got {batch_size}")
     if not flip_sets:
         return np.zeros(0)
-    return np.concatenate([problem.objective_of(flip_sets[s:s + batch_size])
+    return np.concatenate([problem.objective_of(flip_sets[s:s + batch_size], around=around)
                            for s in range(0, len(flip_sets), batch_size)])
 
 
@@ -118,7 +121,8 @@ def local_search(
             return SearchResult(current, value, evaluations, rounds, True)
         if evaluations + len(moves) > max_evaluations:
             return SearchResult(current, value, evaluations, rounds, False)
-        values = batched_objectives(problem, moves, batch_size=batch_size)
+        # Every move is one or two flips away from the current set: retrain from its optimum.
+        values = batched_objectives(problem, moves, batch_size=batch_size, around=current)
         evaluations += len(moves)
         best = int(np.argmin(values))
         if values[best] >= value - IMPROVE_TOL:
@@ -146,7 +150,7 @@ def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> 
     remaining = list(cands)
     while len(order) < budget and remaining:
         trials = [np.array(order + [j], dtype=np.int64) for j in remaining]
-        vals = batched_objectives(problem, trials, batch_size=batch_size)
+        vals = batched_objectives(problem, trials, batch_size=batch_size, around=np.array(order, dtype=np.int64))
         best = int(np.argmin(vals))
         if vals[best] >= values[-1] - IMPROVE_TOL:
             break

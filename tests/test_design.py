@@ -103,3 +103,19 @@ def test_relaxed_oracle_same_flips_with_and_without_twin(small_twins, monkeypatc
     no_twin, without = solve()
     assert twin and not no_twin
     np.testing.assert_allclose(with_twin, without, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "squared", "smoothed-hinge"])
+def test_unflipped_optimum_by_preconditioned_newton_cg_equals_dense_newton(loss, small_twins):
+    rng = np.random.default_rng(5)
+    n = 500
+    a = (rng.random(n) < 0.4).astype(int)
+    X = one_hot_matrix(n, seed=5)
+    y = ((X[:, 0] + X[:, 4] - a + rng.normal(size=n)) > 0).astype(int)
+    firm = LinearFirm(loss, device="cpu")
+    problem = FlipProblem(X=np.c_[X, a], y=y, a=a, collective=make_collective(y, a, members=a == 1, direction="up"),
+                          firm=firm, X_nogroup=X)
+    cache = problem.linear_cache()
+    assert sparse_twin(cache["Xd"]) is not None
+    dense = firm.fit_params(cache["Xd"].clone(), torch.as_tensor(y, dtype=torch.float64))
+    torch.testing.assert_close(cache["theta0"], dense, rtol=0, atol=1e-9)

@@ -199,3 +199,27 @@ def test_assigning_another_firm_rebuilds_the_device_cache():
     assert problem.linear_cache()["firm"] is problem.firm
     np.testing.assert_allclose(problem.fit_flip_sets(sets), problem.firm.fit_many(problem.X, problem.label_matrix(sets)),
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("d", [3, 40])
+def test_retraining_around_a_nearby_set_gives_the_same_optimum(d):
+    from fairflip.collective import make_collective
+
+    rng = np.random.default_rng(11)
+    n = 400
+    a = (rng.random(n) < 0.4).astype(int)
+    X = rng.normal(size=(n, d))
+    y = ((X[:, 0] - 0.7 * a + rng.normal(size=n)) > 0).astype(int)
+    members = (a == 1) & (y == 0)
+    problem = FlipProblem(X=np.c_[X, a], y=y, a=a, collective=make_collective(y, a, members=members, direction="up"),
+                          firm=LinearFirm("logistic", device="cpu"))
+    cands = problem.candidates
+    current = np.sort(cands[:6])
+    moves = [np.sort(np.append(current[current != current[i]], cands[10 + i])) for i in range(6)] + [current[:-1]]
+    plain = problem.fit_flip_sets(moves)
+    near = problem.fit_flip_sets(moves, around=current)
+    np.testing.assert_allclose(near, plain, atol=1e-9)
+    theta, factor = problem.linear_cache()["anchor"]
+    np.testing.assert_allclose(theta.numpy(), problem.fit_flip_sets([current])[0], atol=1e-9)
+    assert (factor is None) == (problem.linear_cache()["factor"] is None)
+    np.testing.assert_array_equal(problem.objective_of(moves, around=current), problem.objective_of(moves))
