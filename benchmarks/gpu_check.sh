@@ -5,7 +5,8 @@
 #
 # Usage, from the repository root with fairflip's environment active (extra arguments go to benchmarks.run):
 #     bash benchmarks/gpu_check.sh [OUT_JSON] [--set NAME.KEY=JSON ...]
-# PYTHON names the interpreter (default: python). Set FAIRFLIP_DATA to a data home holding KDD census-income for the oracle benchmark on real data.
+# PYTHON names the interpreter (default: python). Set FAIRFLIP_DATA to a data home holding KDD census-income for
+# the oracle benchmark on real data.
 # Every step runs even when an earlier one fails; the script exits non-zero if any failed.
 set -uo pipefail
 py="${PYTHON:-python}"  # the interpreter holding fairflip

@@ -161,6 +161,13 @@ class LinearFirm:
         H.diagonal(dim1=-2, dim2=-1).add_(self._reg(p, theta))
         return H
 
+    def hessian_factor(self, theta: torch.Tensor, Xd: torch.Tensor, y: torch.Tensor,
+                       sw: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Cholesky factor L (p, p) of the Hessian at one point, theta (p,), y (n,); None when it is not positive
+        definite. Used as a Newton-CG preconditioner (see :meth:`fit_params`)."""
+        L, info = torch.linalg.cholesky_ex(self.hessian(theta[None], Xd, y[None], sw)[0])
+        return L if int(info) == 0 else None
+
     def curvature(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row Hessian weights C * s_i * l''(f_i, y_i) for a batch: theta (K, p), Y (K, n) -> (K, n)."""
         W = self.margin_loss.d2(scores(theta, Xd), Y)
