@@ -32,6 +32,7 @@ BENCHMARKS = {
     "retrain": ("bench_retrain", {}, {"n": 10_000, "d": 20, "K": 16}),
     "knn": ("bench_knn", {}, {"n": 5_000, "d": 5}),
     "milp": ("bench_milp", {}, {"sizes": (60, 120), "budget": 3, "time_limit": 10.0}),
+    "design": ("bench_design", {}, {"n": 3_000, "batches": (1, 40), "moves": 8, "source": "synthetic"}),
     "oracle": ("bench_oracle", {"oracle_params": ORACLE_AT_SCALE},
                {"sizes": (1_000, 2_000), "source": "synthetic", "features": 20, "greedy_n": 600, "greedy_budget": 3,
                 "oracle_params": {"steps": 10, "max_evaluations": 200}}),

@@ -88,3 +88,8 @@ def test_finite_differences_reference_on_a_tiny_problem():
 def test_synthetic_source_has_the_requested_shape():
     data, described = bench_oracle.load_source(500, source="synthetic", features=7)
     assert len(data) == 500 and data.features.shape[1] == 7 and described.startswith("synthetic")
+
+
+def test_sparse_paths_give_the_results_of_the_paths_they_replace(results):
+    rows = results["design"]["rows"]
+    assert len(rows) == 4 and all(r["max_abs_diff"] < 1e-8 for r in rows), rows

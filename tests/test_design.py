@@ -6,22 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.bench_design import one_hot_matrix
 from fairflip.collective import make_collective
 from fairflip.firms import LinearFirm
 from fairflip.firms import design
 from fairflip.firms.design import attach_sparse_twin, pullback, scores, sparse_twin
 from fairflip.methods import get_method
 from fairflip.problem import FlipProblem
-
-
-def one_hot_matrix(n: int, blocks: int = 6, levels: int = 10, numeric: int = 2, seed: int = 0) -> np.ndarray:
-    """n rows of ``numeric`` Gaussian columns followed by ``blocks`` one-hot blocks of ``levels`` columns."""
-    rng = np.random.default_rng(seed)
-    X = np.zeros((n, numeric + blocks * levels))
-    X[:, :numeric] = rng.normal(size=(n, numeric))
-    for b in range(blocks):
-        X[np.arange(n), numeric + b * levels + rng.integers(0, levels, size=n)] = 1.0
-    return X
 
 
 @pytest.fixture

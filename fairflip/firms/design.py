@@ -5,15 +5,16 @@ columns. A product with few right-hand sides (a Newton step of one or a few mode
 iteration, the relaxed oracle's inner solves) reads the whole dense matrix for little arithmetic, so it is bound
 by memory; the CSR copy reads about a tenth of the bytes.
 
-Measured on 2 cores at 8% density (n = 20,000 and 100,000, p = 509), one Hessian-vector product X^T (w * X v)
-through the twin takes 0.1 to 0.15 of the dense time for 1 right-hand side, 0.2 to 0.5 for 4 to 16 and 0.35 to 0.55
-for 32; above 32 the CSR product slows down (its dense operand leaves the cache) but 32 at a time still takes
-about 0.35 of the dense time for 64 or 128 right-hand sides. The dense product uses every thread and the CSR
-product one, so batches above 32 take the dense path when torch has more than 4 threads.
+Measured by ``benchmarks/bench_design.py`` on KDD census-income (2 cores, 8% non-zeros, p = 503 and 507), a
+Hessian-vector product X^T (w * X v) through the twin takes, as a share of the dense time at n = 20,000 and
+100,000: 0.16 and 0.11 for 1 right-hand side, 0.36 and 0.31 for 4, 0.40 and 0.45 for 16, 0.57 and 0.83 for 32,
+0.62 and 0.99 for 64 (in chunks of 32). The dense product uses every thread and the CSR product one, so batches
+above 32 take the dense path when torch has more than 4 threads.
 
 The twin is attached to the dense tensor (:func:`attach_sparse_twin`, called by ``LinearFirm.design``); the two
 products below use it when it exists, nothing needs autograd and the tensors are float64 on the CPU, and fall back
-to the dense product otherwise. Both paths compute the same sums, in another order, so they agree to rounding. On CUDA nothing is attached: the dense product runs at the GPU's memory bandwidth.
+to the dense product otherwise. Both paths compute the same sums, in another order, so they agree to rounding.
+On CUDA nothing is attached: the dense product runs at the GPU's memory bandwidth.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.weak import WeakTensorKeyDictionary
 
-SPARSE_MAX_DENSITY = 0.15  # share of non-zeros; at 8% a 32-column CSR product takes half the dense time
+SPARSE_MAX_DENSITY = 0.15  # share of non-zeros; at 8% a 32-column CSR product takes 0.6-0.8 of the dense time
 SPARSE_CHUNK = 32  # right-hand sides per CSR product (larger batches are split)
 SPARSE_LARGE_BATCH_MAX_THREADS = 4  # batches above SPARSE_CHUNK use the CSR products only up to this many threads
 SPARSE_MIN_ENTRIES = 1_000_000  # below n * p of this, the dense product is too fast for the twin to pay
