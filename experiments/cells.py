@@ -252,7 +252,7 @@ def make_cell_method(cell: Cell):
     A stealthy cleaning cell gets ``oracle-stealth`` hiding from the cell's cleaner, with the cell's method (and
     those parameters) as its base.
     """
-    from fairflip.methods import available_methods, get_method, get_seeded_method
+    from fairflip.methods import available_methods, get_method, get_method
 
     params = cell.param_dict
     if cell.device == "cuda" and cell.method in available_methods():
@@ -260,9 +260,9 @@ def make_cell_method(cell: Cell):
             params.setdefault("device", "cuda")
     opts = cell.option_dict
     if cell.kind == "cleaning" and opts.get("stealth"):
-        return get_seeded_method("oracle-stealth", cell.seed, base=cell.method, against=opts["cleaner"],
+        return get_method("oracle-stealth", seed=cell.seed, base=cell.method, against=opts["cleaner"],
                                  fraction=opts["loss_fraction"], safety=opts["safety"], base_params=params)
-    return get_seeded_method(cell.method, cell.seed, **params)
+    return get_method(cell.method, seed=cell.seed, **params)
 
 
 def _jsonable(obj: Any) -> Any:

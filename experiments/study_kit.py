@@ -23,14 +23,13 @@ import numpy as np
 import pandas as pd
 
 from fairflip._errors import FairflipError
+from fairflip.methods import ORACLES, PAPER_HEURISTICS as HEURISTICS
 
 from .cells import Cell, dataset_available
 
 # The paper's eight studies, then the two beyond it.
 STUDY_ORDER = ("toy", "collective_size", "flips", "restricted", "firm_side", "transfer", "gap", "ablation",
                "cleaning", "intersectional")
-HEURISTICS = ("rb-prob", "rb-label", "rb-dist")
-ORACLES = ("oracle", "oracle-relaxed", "oracle-convex", "greedy", "brute-force")
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import pandas as pd
 from ._errors import FairflipError, check_budget
 from .collective import Direction
 from .datasets import Dataset
-from .methods import available_methods, get_seeded_method
+from .methods import HEURISTICS, available_methods, get_method
 from .problem import build_problem
 
-DEFAULT_HEURISTICS = ("random", "rb-prob", "rb-label", "rb-dist", "massaging")
+DEFAULT_HEURISTICS = HEURISTICS
 GAP_COLUMNS = ["seed", "budget", "method", "split", "objective", "oracle_objective", "gap", "lower_bound",
                "gap_to_bound", "n_flipped", "time_s"]
 
@@ -81,11 +81,10 @@ def optimality_gap(
             members=members, direction=direction, known_majority=known_majority, objective=objective,
             include_group=include_group, seed=int(seed))
         chosen: dict[str, list[tuple[np.ndarray, float | None, float]]] = {}
-        for name in heuristics:
-            method = get_seeded_method(name, int(seed))
-            chosen[name] = [_timed(method, problem, M) for M in budgets]
-        chosen[oracle] = _run_oracle(get_seeded_method(oracle, int(seed), **dict(oracle_params or {})),
-                                     problem, budgets)
+        for name in [*heuristics, oracle]:
+            params = dict(oracle_params or {}) if name == oracle else {}
+            results = get_method(name, seed=int(seed), **params).select_many(problem, budgets)
+            chosen[name] = [(r.flipped, r.lower_bound, r.runtime_s) for r in results]
         names = list(chosen)
         sets = [chosen[n][b][0] for n in names for b in range(len(budgets))]
         splits = {"in-sample": problem.objective_of(sets)}
@@ -109,22 +108,6 @@ def optimality_gap(
                         "n_flipped": int(len(flipped)), "time_s": elapsed,
                     })
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
-
-
-def _timed(method, problem, budget: int) -> tuple[np.ndarray, float | None, float]:
-    start = time.perf_counter()
-    result = method.select(problem, budget)
-    return result.flipped, result.lower_bound, time.perf_counter() - start
-
-
-def _run_oracle(method, problem, budgets: list[int]) -> list[tuple[np.ndarray, float | None, float]]:
-    """All budgets in one call when the oracle batches them (its time is shared equally), else one by one."""
-    if not hasattr(method, "select_many"):
-        return [_timed(method, problem, M) for M in budgets]
-    start = time.perf_counter()
-    results = method.select_many(problem, budgets)
-    each = (time.perf_counter() - start) / len(budgets)
-    return [(problem.check_flips(r.flipped, M), r.lower_bound, each) for r, M in zip(results, budgets)]
 
 
 def gap_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from .collective import Direction
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm
-from .methods import get_seeded_method
+from .methods import get_method
 from .metrics import all_metrics
 from .problem import FlipProblem, build_problem
 from .strategies.base import ScoringStrategy, resolve_budget, top_m
@@ -55,15 +55,9 @@ def _check_budgets(budgets: list) -> list:
 def _flip_sets(problem: FlipProblem, name: str, seed: int, params: dict, counts: list[int]) -> tuple[list, float, bool]:
     """The flips of method ``name`` at each budget in ``counts`` (list of (k,) arrays), the selection time (s) and
     whether the method is omniscient."""
-    method = get_seeded_method(name, seed, **params)
+    method = get_method(name, seed=seed, **params)
     start = time.perf_counter()
-    if isinstance(method, ScoringStrategy):
-        # One scoring pass; smaller budgets take a prefix of the ranking (the same flips select() would give).
-        scores = method.select(problem, max(counts)).scores
-        cands = problem.candidates
-        sets = [np.sort(cands[top_m(scores, m)]) for m in counts]
-    else:
-        sets = [method.select(problem, m).flipped for m in counts]
+    sets = [r.flipped for r in method.select_many(problem, counts)]
     return sets, time.perf_counter() - start, method.omniscient
 
 

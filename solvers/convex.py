@@ -98,7 +98,9 @@ class ConvexOracle(FlipMethod):
         radius: int | None = None,
         max_rounds: int = 20,
         solver_options: dict[str, Any] | None = None,
+        seed: int = 0,
     ) -> None:
+        super().__init__(seed=seed)
         if formulation not in FORMULATIONS:
             raise FairflipError(f"unknown formulation '{formulation}'; choose one of {', '.join(FORMULATIONS)}")
         solver_name = str(solver).upper()

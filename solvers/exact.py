@@ -171,7 +171,8 @@ class GreedyOracle(FlipMethod):
 
     omniscient = True
 
-    def __init__(self, batch_size: int = 256) -> None:
+    def __init__(self, batch_size: int = 256, *, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         self.batch_size = batch_size
 
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
@@ -199,7 +200,8 @@ class BruteForceOracle(FlipMethod):
 
     omniscient = True
 
-    def __init__(self, max_sets: int = 100_000, batch_size: int = 512) -> None:
+    def __init__(self, max_sets: int = 100_000, batch_size: int = 512, *, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         if max_sets < 1:
             raise FairflipError(f"max_sets must be a positive integer, got {max_sets}")
         self.max_sets = max_sets

@@ -28,7 +28,7 @@ import numpy as np
 
 from fairflip._errors import FairflipError, check_budget
 from fairflip.firms import LinearFirm
-from fairflip.methods import FlipMethod, FlipResult, available_methods, get_method, get_seeded_method, register_method
+from fairflip.methods import HEURISTICS, FlipMethod, FlipResult, SolveControl, available_methods, get_method, register_method
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate
 
@@ -36,7 +36,6 @@ from .exact import batched_objectives, greedy_path, local_search
 from .relaxed import make_ranker, soft_flip_bilevel
 
 COMPONENTS = ("relaxed", "convex", "greedy", "heuristics")
-HEURISTICS = ("random", "rb-prob", "rb-label", "rb-dist", "massaging")
 
 
 @register_method("oracle")
@@ -84,7 +83,7 @@ class PortfolioOracle(FlipMethod):
             raise FairflipError(f"unknown portfolio component(s) {unknown}; choose among {', '.join(COMPONENTS)}")
         if polish_top < 0:
             raise FairflipError(f"polish_top must be non-negative, got {polish_top}")
-        self.seed = seed
+        super().__init__(seed=seed)
         self.components = tuple(components)
         self.heuristics = tuple(heuristics)
         self.relaxed_params = dict(relaxed_params or {})
@@ -95,10 +94,7 @@ class PortfolioOracle(FlipMethod):
         self.search = dict(neighbourhood=neighbourhood, swap_shortlist=swap_shortlist,
                            max_evaluations=max_evaluations, batch_size=batch_size)
 
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
-        return self.select_many(problem, [budget])[0]
-
-    def select_many(self, problem: FlipProblem, budgets: list[int]) -> list[FlipResult]:
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
         """Run the portfolio for several budgets (the relaxed component solves them in one batch).
 
         Args:
@@ -118,7 +114,7 @@ class PortfolioOracle(FlipMethod):
         errors: dict[str, str] = {}
         if "relaxed" in self.components:
             t = time.perf_counter()
-            relaxed = get_method("oracle-relaxed", **self.relaxed_params).select_many(problem, budgets)
+            relaxed = get_method("oracle-relaxed", seed=self.seed, **self.relaxed_params).select_many(problem, budgets)
             per = (time.perf_counter() - t) / max(len(budgets), 1)
             for b, r in enumerate(relaxed):
                 starts[b]["oracle-relaxed"] = (r.flipped, per, {"polished": True})
@@ -148,7 +144,7 @@ class PortfolioOracle(FlipMethod):
                 for b, M in enumerate(budgets):
                     t = time.perf_counter()
                     try:
-                        r = get_seeded_method(name, self.seed).select(problem, M)
+                        r = get_method(name, seed=self.seed).select(problem, M)
                     except FairflipError as exc:  # e.g. a heuristic that needs more majority rows than known
                         errors[name] = str(exc)
                         break

@@ -29,7 +29,7 @@ import torch
 
 from fairflip._errors import FairflipError, check_budget
 from fairflip.firms import LinearFirm
-from fairflip.methods import FlipMethod, FlipResult, register_method
+from fairflip.methods import FlipMethod, FlipResult, SolveControl, register_method
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate, SurrogateKind, TemperatureSchedule
 
@@ -177,7 +177,9 @@ class RelaxedOracle(FlipMethod):
         max_evaluations: int = 20_000,
         batch_size: int = 256,
         max_prefixes: int = 64,
+        seed: int = 0,
     ) -> None:
+        super().__init__(seed=seed)
         if gradient not in ("implicit", "unrolled"):
             raise FairflipError(f"gradient must be implicit or unrolled, got {gradient!r}")
         if steps < 0 or not lr > 0:
@@ -195,10 +197,7 @@ class RelaxedOracle(FlipMethod):
             raise FairflipError(f"max_prefixes must be at least 2 (sizes 0 and M), got {max_prefixes}")
         self.max_prefixes = max_prefixes
 
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
-        return self.select_many(problem, [budget])[0]
-
-    def select_many(self, problem: FlipProblem, budgets: list[int]) -> list[FlipResult]:
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
         """Solve several budgets at once (one relaxed vector each, optimised in one batch).
 
         Args:

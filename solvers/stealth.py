@@ -29,7 +29,7 @@ from fairflip._errors import FairflipError, check_fraction
 from fairflip.cleaning import cross_val_proba, loss_cutoff, row_losses
 from fairflip.collective import Collective
 from fairflip.firms import LinearFirm
-from fairflip.methods import FlipMethod, FlipResult, get_method, get_seeded_method, register_method
+from fairflip.methods import FlipMethod, FlipResult, get_method, register_method
 from fairflip.problem import FlipProblem
 
 Against = Literal["loss", "confident"]
@@ -103,15 +103,13 @@ class StealthOracle(FlipMethod):
         self.fraction = check_fraction("fraction", fraction, allow_zero=True)
         self.safety = float(safety)
         self.folds = folds
-        self.seed = seed
+        super().__init__(seed=seed)
         self.C = C
         self.base_params = dict(base_params or {})
         # Build the base method now so that a bad name or parameter fails at construction; a seed given in
         # base_params wins over the shared one.
-        if "seed" in self.base_params:
-            self._base = get_method(base, **self.base_params)
-        else:
-            self._base = get_seeded_method(base, seed, **self.base_params)
+        base_params = {"seed": self.seed, **self.base_params}
+        self._base = get_method(base, **base_params)
 
     def stealthy_candidates(self, problem: FlipProblem) -> tuple[np.ndarray, np.ndarray, float]:
         """Which candidates stay hidden when flipped.

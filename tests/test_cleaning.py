@@ -189,14 +189,14 @@ def _cleaning_cell(method, budget, cleaner, stealth=False, **kw):
 @pytest.mark.parametrize("cleaner", ["confident", "loss"])
 def test_cleaning_cells_match_direct_evaluation(cleaner):
     from fairflip.experiments.cells import TEST_METRICS, prepare, run_cell
-    from fairflip.methods import get_seeded_method
+    from fairflip.methods import get_method
     from fairflip.problem import evaluate_flips
 
     plain, stealthy = _cleaning_cell("random", 0.25, cleaner), _cleaning_cell("random", 0.25, cleaner, stealth=True)
     src = prepare(plain)
     budget = round(0.25 * len(src.problem.candidates))
-    for cell, method in ((plain, get_seeded_method("random", 0)),
-                         (stealthy, get_seeded_method("oracle-stealth", 0, base="random", against=cleaner))):
+    for cell, method in ((plain, get_method("random", seed=0)),
+                         (stealthy, get_method("oracle-stealth", seed=0, base="random", against=cleaner))):
         out = run_cell(cell)
         m = out["metrics"]
         chosen = method.select(src.problem, budget).flipped

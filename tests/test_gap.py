@@ -38,8 +38,8 @@ def test_gap_table(small):
     assert table["n_flipped"].le(table["budget"]).all()
     # Independent check of one test value: retrain on the flips and score the test rows directly.
     problem, prep = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=1)
-    from fairflip.methods import get_seeded_method
-    flips = get_seeded_method("random", 1).select(problem, 8).flipped
+    from fairflip.methods import get_method
+    flips = get_method("random", seed=1).select(problem, 8).flipped
     model = problem.firm.fit(problem.X, problem.flipped_labels(flips))
     expected = fairness("eqod", test.y, model.predict(prep.transform(test)), test.a)
     row = table[(table["seed"] == 1) & (table["budget"] == 8) & (table["method"] == "random") & (table["split"] == "test")]

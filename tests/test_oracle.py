@@ -9,7 +9,7 @@ from _instances import tiny_problem
 from fairflip._errors import FairflipError
 from fairflip.firms import SklearnFirm
 from fairflip.gap import DEFAULT_HEURISTICS
-from fairflip.methods import available_methods, get_method, get_seeded_method
+from fairflip.methods import available_methods, get_method, get_method
 from fairflip.problem import build_problem
 from fairflip.solvers.portfolio import PortfolioOracle
 
@@ -18,7 +18,7 @@ FAST = dict(relaxed_params={"steps": 30}, convex_params={"time_limit": 5.0, "max
 
 def _heuristic_values(problem, budget):
     names = [h for h in DEFAULT_HEURISTICS if h in available_methods()]
-    sets = [get_seeded_method(h, 0).select(problem, budget).flipped for h in names]
+    sets = [get_method(h, seed=0).select(problem, budget).flipped for h in names]
     return dict(zip(names, problem.objective_of(sets)))
 
 

@@ -13,7 +13,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from fairflip._errors import FairflipError
 from fairflip.datasets import make_causal, make_toy_2d
-from fairflip.methods import available_methods, get_method, get_seeded_method
+from fairflip.methods import available_methods, get_method, get_method
 from fairflip.problem import build_problem
 from fairflip.strategies import (CollectiveRelabeler, IdealErasure, RBDist, RBLabel, RBProb, counterfactual_target_prob,
                                  precision_at_m, reference_features)
@@ -138,8 +138,8 @@ def test_strategies_read_only_the_collective_view(compas_split, known):
     bad = replace(prob, X=corrupt(prob.X), X_nogroup=corrupt(prob.X_nogroup),
                   X_counterfactual=corrupt(prob.X_counterfactual), y=y, a=a)
     for name in VIEW_METHODS:
-        res = get_seeded_method(name, 3).select(prob, 120)
-        res_bad = get_seeded_method(name, 3).select(bad, 120)
+        res = get_method(name, seed=3).select(prob, 120)
+        res_bad = get_method(name, seed=3).select(bad, 120)
         np.testing.assert_array_equal(res.flipped, res_bad.flipped, err_msg=name)
         np.testing.assert_array_equal(res.scores, res_bad.scores, err_msg=name)
     # Positive control: corrupting a row the collective does see changes the scores (so the check can fail).

@@ -14,7 +14,7 @@ import pytest
 from fairflip._errors import FairflipError
 from fairflip.cli import main
 from fairflip.datasets import load, make_toy_2d, stratified_split
-from fairflip.methods import get_seeded_method
+from fairflip.methods import get_method
 from fairflip.problem import build_problem, evaluate_flips
 from fairflip.strategies.base import resolve_budget
 from fairflip.sweep import METRICS, average_seeds, best_eqod_per_size, pareto_front, sweep
@@ -50,7 +50,7 @@ def test_sweep_rows_match_one_by_one_evaluation(toy_split):
         for method, budget in itertools.product(methods, budgets):
             row = table[(table.method == method) & (table.collective_fraction == frac) & (table.budget == budget)
                         & (table.access == ("full" if known is None else "restricted")) & (table.seed == seed)]
-            flips = get_seeded_method(method, seed).select(prob, budget).flipped
+            flips = get_method(method, seed=seed).select(prob, budget).flipped
             ev = evaluate_flips(prob, flips, test=test_arrays)
             assert int(row.n_flipped.iloc[0]) == len(flips) and int(row.n_candidates.iloc[0]) == len(prob.candidates)
             for key in METRICS:

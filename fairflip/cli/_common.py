@@ -16,7 +16,7 @@ from .._io import atomic_write
 from ..datasets import Dataset, load, load_table, read_table, stratified_split
 from ..firms import FIRMS
 from ..metrics import OBJECTIVES
-from ..methods import get_seeded_method
+from ..methods import get_method
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -169,7 +169,7 @@ def parse_params(params: list[str] | None) -> dict:
 
 def make_method(name: str, seed: int, params: list[str] | None):
     """Instantiate a registered method, passing ``seed`` when it takes one and ``key=value`` params."""
-    return get_seeded_method(name, seed, **parse_params(params))
+    return get_method(name, seed=seed, **parse_params(params))
 
 
 def write_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> None:

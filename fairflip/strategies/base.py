@@ -7,7 +7,7 @@ from abc import abstractmethod
 import numpy as np
 
 from .._errors import FairflipError, check_budget
-from ..methods import FlipMethod, FlipResult
+from ..methods import FlipMethod, FlipResult, SolveControl
 from ..problem import CollectiveView, FlipProblem
 
 
@@ -37,16 +37,15 @@ class ScoringStrategy(FlipMethod):
 
     omniscient = False
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
+        # One ranking answers every budget: the flips for budget M are its top-M prefix.
         view = problem.view()
         scores = np.asarray(self.score(view), dtype=np.float64)
         if scores.shape != view.candidate_rows.shape:
             raise RuntimeError(f"{self.name} returned {scores.shape} scores for {view.candidate_rows.shape} candidates")
-        chosen = view.candidate_rows[top_m(scores, budget)]
-        return FlipResult(flipped=np.sort(chosen), scores=scores)
+        order = top_m(scores, max(budgets))
+        return [FlipResult(flipped=np.sort(view.candidate_rows[order[:M]]), scores=scores, status="ranked")
+                for M in budgets]
 
     @abstractmethod
     def score(self, view: CollectiveView) -> np.ndarray:

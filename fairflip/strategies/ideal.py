@@ -42,9 +42,6 @@ class IdealErasure(FlipMethod):
 
     omniscient = True
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         scores = counterfactual_target_prob(problem)
         # Candidates whose counterfactual argmax is their current label sort to the end and are cut below.

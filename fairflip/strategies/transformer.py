@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from .._errors import FairflipError, check_binary
 from ..collective import make_collective
 from ..firms import make_firm
-from ..methods import get_seeded_method
+from ..methods import get_method
 from ..problem import FlipProblem
 from .base import resolve_budget
 
@@ -75,7 +75,7 @@ class CollectiveRelabeler(BaseEstimator):
         a = check_binary("group indicator a", a)
         if not (len(X) == len(y) == len(a)):
             raise FairflipError(f"X has {len(X)} rows, y {len(y)}, a {len(a)}")
-        strategy = get_seeded_method(self.method, self.seed, **(self.method_params or {}))
+        strategy = get_method(self.method, seed=self.seed, **(self.method_params or {}))
         if strategy.omniscient:
             raise FairflipError(f"method '{self.method}' is omniscient; a collective cannot run it on its own data")
         col = make_collective(y, a, fraction=None if members is not None else self.collective, members=members,
