@@ -278,6 +278,9 @@ def register_method(name: str) -> Callable[[type], type]:
 def _load_builtins() -> None:
     for mod in _BUILTIN_MODULES:
         importlib.import_module(mod)
+    from .plugins import load_env_plugins
+
+    load_env_plugins()
 
 
 def available_methods() -> list[str]:

@@ -121,19 +121,12 @@ def success(y_pred, y_pred_counterfactual, a) -> float:
     return float((y_pred[a == 1] == y_cf[a == 1]).mean())
 
 
-OBJECTIVES = {
-    "eqod": eqod,
-    "eqod-worst": eqod_worst,
-    "dp": demographic_parity,
-    "eqopp": equal_opportunity,
-}
+def fairness(name, y_true, y_pred, a, sample_weight=None) -> float:
+    """The registered fairness objective ``name`` (a name or an :class:`~fairflip.objectives.Objective`);
+    inputs shape (n,). See :mod:`fairflip.objectives`."""
+    from .objectives import get_objective
 
-
-def fairness(name: str, y_true, y_pred, a) -> float:
-    """The fairness objective ``name`` (``eqod``, ``eqod-worst``, ``dp``, ``eqopp``); inputs shape (n,)."""
-    if name not in OBJECTIVES:
-        raise FairflipError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name](y_true, y_pred, a)
+    return get_objective(name).value(y_true, y_pred, a, sample_weight=sample_weight)
 
 
 def all_metrics(y_true, y_pred, a, *, y_pred_counterfactual=None) -> dict[str, float]:

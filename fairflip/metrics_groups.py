@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ._errors import FairflipError, check_binary
-from .metrics import OBJECTIVES, all_metrics
+from .metrics import all_metrics
+from .objectives import BUILTIN_OBJECTIVES
 
 PairwiseMetric = Literal["eqod", "eqod-worst", "dp", "eqopp", "tpr-gap", "fpr-gap"]
 PAIRWISE_METRICS = ("eqod", "eqod-worst", "dp", "eqopp", "tpr-gap", "fpr-gap")
@@ -171,7 +172,7 @@ def intersectional_metrics(y_true, y_pred, group, minority: str | Iterable[str],
     y_true, y_pred, group = _prepare(y_true, y_pred, group)
     out = all_metrics(y_true, y_pred, minority_indicator(group, minority))
     gaps = pairwise_gaps(y_true, y_pred, group, min_cell=min_cell)
-    for name in OBJECTIVES:
+    for name in BUILTIN_OBJECTIVES:
         col = name.replace("-", "_")
         out[f"worst_{col}"] = float(gaps[col].max())
     top = gaps.loc[gaps["eqod"].idxmax()]

@@ -17,7 +17,8 @@ from .features import FeaturePreparer
 from .firms import Firm, LinearFirm, make_firm
 from .firms.design import sparse_twin
 from .firms.linear import PCG_MIN_PARAMS
-from .metrics import OBJECTIVES, all_metrics, error_rate, fairness
+from .metrics import all_metrics, error_rate, fairness
+from .objectives import Objective, get_objective
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class FlipProblem:
         a: shape (n,) minority indicator.
         collective: who flips, which way, what they know.
         firm: the training pipeline (never changed).
-        objective: fairness objective the oracle minimises: eqod, eqod-worst, dp or eqopp.
+        objective: fairness objective the oracle minimises: a registered name (eqod, eqod-worst, dp, eqopp or a
+            plugin's) or an :class:`~fairflip.objectives.Objective` (see :mod:`fairflip.objectives`).
         error_weight: weight of the error added to the objective (0 by default).
         X_nogroup: shape (n, d') features without the group column (what kNN distances use).
         X_counterfactual: shape (n, d) features with every row's group set to the majority.
@@ -74,7 +76,7 @@ class FlipProblem:
     a: np.ndarray
     collective: Collective
     firm: Firm
-    objective: str = "eqod"
+    objective: str | Objective = "eqod"
     error_weight: float = 0.0
     X_nogroup: np.ndarray | None = None
     X_counterfactual: np.ndarray | None = None
@@ -84,10 +86,9 @@ class FlipProblem:
     y_counterfactual_prob: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise FairflipError(f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
-        if self.error_weight < 0:
-            raise FairflipError(f"error_weight must be non-negative, got {self.error_weight}")
+        get_objective(self.objective)  # a clear error naming the registered objectives when unknown
+        if not self.error_weight >= 0 or not np.isfinite(self.error_weight):
+            raise FairflipError(f"error_weight must be a non-negative finite number, got {self.error_weight!r}")
         n = len(self.y)
         if self.X.shape[0] != n or len(self.a) != n:
             raise FairflipError(f"X has {self.X.shape[0]} rows, y {n}, a {len(self.a)}")

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import ClassVar, Literal
 
 import torch
 
 from ._errors import FairflipError
-from .metrics import OBJECTIVES
+from .objectives import Objective, get_objective
 
-SurrogateKind = Literal["sigmoid", "hinge", "mean-score"]
-SURROGATE_KINDS = ("sigmoid", "hinge", "mean-score")
+SurrogateKind = str
+"""The name of a registered surrogate: built-ins ``sigmoid``, ``hinge``, ``mean-score``."""
+BUILTIN_SURROGATES = ("sigmoid", "hinge", "mean-score")
 
 
 # ----- soft predictions: margins (..., m) -> (..., m) -----
@@ -51,72 +52,119 @@ def mean_score_predictions(margins: torch.Tensor) -> torch.Tensor:
     return margins
 
 
-# ----- soft rates and gaps: soft predictions q (..., m), labels y (m,), groups a (m,) -----
-def _cell_means(q: torch.Tensor, mask: torch.Tensor, what: str) -> torch.Tensor:
-    count = mask.sum()
-    if int(count) == 0:
-        raise FairflipError(f"empty cell: no rows with {what}; the surrogate rate is undefined")
-    return (q * mask.to(q.dtype)).sum(-1) / count
-
-
-def soft_rates(q: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Soft TPR, FPR and selection rate of each group.
-
-    Args:
-        q: shape (..., m) soft predictions.
-        y: shape (m,) true labels in {0, 1}.
-        a: shape (m,) minority indicator.
-
-    Returns:
-        dict ``tpr_1, tpr_0, fpr_1, fpr_0, sel_1, sel_0``, each of shape (...,) (suffix = group).
-    """
-    y = y.to(torch.bool)
-    a = a.to(torch.bool)
-    out = {}
-    for g, name, in_group in ((1, "minority", a), (0, "majority", ~a)):
-        out[f"tpr_{g}"] = _cell_means(q, in_group & y, f"{name} and y = 1")
-        out[f"fpr_{g}"] = _cell_means(q, in_group & ~y, f"{name} and y = 0")
-        out[f"sel_{g}"] = _cell_means(q, in_group, name)
-    return out
-
-
-def smooth_eqod(q: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Mean of the absolute soft TPR and FPR gaps; q (..., m), y and a (m,) -> (...,)."""
-    r = soft_rates(q, y, a)
-    return 0.5 * ((r["tpr_1"] - r["tpr_0"]).abs() + (r["fpr_1"] - r["fpr_0"]).abs())
-
-
-def smooth_eqod_worst(q: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Larger of the absolute soft TPR and FPR gaps; q (..., m), y and a (m,) -> (...,)."""
-    r = soft_rates(q, y, a)
-    return torch.maximum((r["tpr_1"] - r["tpr_0"]).abs(), (r["fpr_1"] - r["fpr_0"]).abs())
-
-
-def smooth_dp(q: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Absolute soft selection-rate gap; q (..., m), y and a (m,) -> (...,)."""
-    r = soft_rates(q, y, a)
-    return (r["sel_1"] - r["sel_0"]).abs()
-
-
-def smooth_eqopp(q: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Absolute soft TPR gap; q (..., m), y and a (m,) -> (...,)."""
-    r = soft_rates(q, y, a)
-    return (r["tpr_1"] - r["tpr_0"]).abs()
-
-
 def smooth_error(q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Soft error rate mean(y (1 - q) + (1 - y) q); q (..., m), y (m,) -> (...,)."""
     y = y.to(q.dtype)
     return (y * (1 - q) + (1 - y) * q).mean(-1)
 
 
-SMOOTH_GAPS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "eqod": smooth_eqod,
-    "eqod-worst": smooth_eqod_worst,
-    "dp": smooth_dp,
-    "eqopp": smooth_eqopp,
-}
-assert set(SMOOTH_GAPS) == set(OBJECTIVES), "every true objective needs its smooth counterpart"
+class Surrogate:
+    """A smooth stand-in for the hard prediction 1[margin > 0] (and, optionally, for the absolute gap).
+
+    Subclass it and register the subclass with :func:`register_surrogate` to add a surrogate: override
+    :meth:`soft_predictions` and, to smooth the absolute value of each rate gap too, :meth:`gap`. Instances are
+    stateless; the temperature is an argument, so a :class:`TemperatureSchedule` can anneal it.
+
+    Class attributes:
+        name: registry name (set by :func:`register_surrogate`).
+        solvers: the solvers it is registered with (``oracle-relaxed`` needs a differentiable surrogate,
+            ``oracle-convex`` an affine one); a solver given a surrogate not registered with it refuses it.
+    """
+
+    name: ClassVar[str] = ""
+    solvers: ClassVar[tuple[str, ...]] = ("oracle-relaxed",)
+
+    def soft_predictions(self, margins: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Soft predictions of margins = score - threshold, shape (..., m) -> (..., m)."""
+        raise NotImplementedError
+
+    def gap(self, diff: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Smoothing of |diff| applied to each minority-minus-majority rate gap (default: |diff| itself)."""
+        return diff.abs()
+
+    def describe(self, temperature: float) -> str:
+        """Short name with its parameter, e.g. ``sigmoid(T=0.1)``."""
+        return f"{self.name}(T={temperature:g})"
+
+
+_SURROGATES: dict[str, type[Surrogate]] = {}
+
+
+def register_surrogate(name: str, *, solvers: tuple[str, ...] = ("oracle-relaxed",)):
+    """Class decorator registering a :class:`Surrogate` subclass under ``name`` for the given solvers.
+
+    Example::
+
+        @register_surrogate("softplus-gap")
+        class SoftplusGap(SigmoidSurrogate):
+            def gap(self, diff, temperature):
+                return temperature * (F.softplus(diff / temperature) + F.softplus(-diff / temperature))
+    """
+    if not isinstance(name, str) or not name or "," in name:
+        raise FairflipError(f"a surrogate name must be a non-empty string without commas, got {name!r}")
+
+    def deco(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Surrogate)):
+            raise FairflipError(f"register_surrogate('{name}') decorates Surrogate subclasses, got {cls!r}")
+        cls.name = name
+        cls.solvers = tuple(solvers)
+        _SURROGATES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_surrogate(name: str, *, solver: str | None = None) -> Surrogate:
+    """An instance of the surrogate registered as ``name``; with ``solver``, check it is registered for it."""
+    from .plugins import load_env_plugins
+
+    load_env_plugins()
+    if name not in _SURROGATES:
+        raise FairflipError(f"unknown surrogate {name!r}; choose one of {', '.join(_SURROGATES)}")
+    cls = _SURROGATES[name]
+    if solver is not None and solver not in cls.solvers:
+        raise FairflipError(f"surrogate '{name}' is not registered with the solver '{solver}' (registered with: "
+                            f"{', '.join(cls.solvers) or 'none'}); choose one of "
+                            f"{', '.join(n for n, c in _SURROGATES.items() if solver in c.solvers)}")
+    return cls()
+
+
+def available_surrogates(solver: str | None = None) -> list[str]:
+    """Names of the registered surrogates (those registered with ``solver`` when given)."""
+    from .plugins import load_env_plugins
+
+    load_env_plugins()
+    return [n for n, c in _SURROGATES.items() if solver is None or solver in c.solvers]
+
+
+@register_surrogate("sigmoid")
+class SigmoidSurrogate(Surrogate):
+    """q = sigmoid(margin / T): tends to the hard prediction as T -> 0."""
+
+    def soft_predictions(self, margins, temperature):
+        return sigmoid_predictions(margins, temperature)
+
+
+@register_surrogate("hinge")
+class HingeSurrogate(Surrogate):
+    """q = max(0, 1 + margin / T): the convex hinge upper bound of 1[margin > 0] with width T."""
+
+    def soft_predictions(self, margins, temperature):
+        return hinge_predictions(margins, temperature)
+
+    def describe(self, temperature):
+        return f"hinge(width={temperature:g})"
+
+
+@register_surrogate("mean-score", solvers=("oracle-relaxed", "oracle-convex"))
+class MeanScoreSurrogate(Surrogate):
+    """q = margin: rates become mean scores, affine in the flips for a ridge firm."""
+
+    def soft_predictions(self, margins, temperature):
+        return mean_score_predictions(margins)
+
+    def describe(self, temperature):
+        return "mean-score"
 
 
 @dataclass(frozen=True)
@@ -154,34 +202,38 @@ class FairnessSurrogate:
     """A named smooth stand-in for one fairness objective (plus an optional weighted soft error).
 
     Args:
-        objective: the true objective it stands for: eqod, eqod-worst, dp or eqopp.
-        kind: sigmoid, hinge or mean-score (see the module docstring).
+        objective: the objective it stands for: a registered name (eqod, eqod-worst, dp, eqopp, or a plugin's)
+            or an :class:`~fairflip.objectives.Objective`.
+        kind: a registered surrogate name (sigmoid, hinge, mean-score, or a plugin's).
         temperature: T of the sigmoid or width of the hinge (score units, > 0); unused by mean-score.
         error_weight: weight of the soft error added (the problem's ``error_weight``).
+        solver: when given, the surrogate must be registered with this solver.
     """
 
-    objective: str = "eqod"
+    objective: str | Objective = "eqod"
     kind: SurrogateKind = "sigmoid"
     temperature: float = 0.1
     error_weight: float = 0.0
+    solver: str | None = None
 
     def __post_init__(self) -> None:
-        if self.objective not in SMOOTH_GAPS:
-            raise FairflipError(f"unknown objective '{self.objective}'; choose one of {', '.join(SMOOTH_GAPS)}")
-        if self.kind not in SURROGATE_KINDS:
-            raise FairflipError(f"unknown surrogate '{self.kind}'; choose one of {', '.join(SURROGATE_KINDS)}")
+        get_objective(self.objective)
+        get_surrogate(self.kind, solver=self.solver)
         if not (self.temperature > 0) or math.isinf(self.temperature):
             raise FairflipError(f"surrogate temperature must be positive and finite, got {self.temperature!r}")
-        if self.error_weight < 0:
+        if not self.error_weight >= 0:
             raise FairflipError(f"error_weight must be non-negative, got {self.error_weight}")
+
+    @property
+    def spec(self) -> Surrogate:
+        """The registered :class:`Surrogate` instance."""
+        return get_surrogate(self.kind)
 
     @property
     def name(self) -> str:
         """What it is, e.g. ``sigmoid(T=0.1) surrogate of eqod`` — never the bare metric name."""
-        shape = {"sigmoid": f"sigmoid(T={self.temperature:g})", "hinge": f"hinge(width={self.temperature:g})",
-                 "mean-score": "mean-score"}[self.kind]
         extra = f" + {self.error_weight:g} soft error" if self.error_weight else ""
-        return f"{shape} surrogate of {self.objective}{extra}"
+        return f"{self.spec.describe(self.temperature)} surrogate of {get_objective(self.objective).name}{extra}"
 
     def with_temperature(self, temperature: float) -> "FairnessSurrogate":
         """The same surrogate at another temperature (for annealing)."""
@@ -189,11 +241,7 @@ class FairnessSurrogate:
 
     def soft_predictions(self, margins: torch.Tensor) -> torch.Tensor:
         """Soft predictions of margins = score - threshold, shape (..., m) -> (..., m)."""
-        if self.kind == "sigmoid":
-            return sigmoid_predictions(margins, self.temperature)
-        if self.kind == "hinge":
-            return hinge_predictions(margins, self.temperature)
-        return mean_score_predictions(margins)
+        return self.spec.soft_predictions(margins, self.temperature)
 
     def __call__(self, margins: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Surrogate value of each row of margins.
@@ -206,8 +254,9 @@ class FairnessSurrogate:
         Returns:
             shape (...,) surrogate values.
         """
-        q = self.soft_predictions(margins)
-        value = SMOOTH_GAPS[self.objective](q, y, a)
+        spec = self.spec
+        q = spec.soft_predictions(margins, self.temperature)
+        value = get_objective(self.objective).soft_value(q, y, a, gap=lambda d: spec.gap(d, self.temperature))
         if self.error_weight:
             value = value + self.error_weight * smooth_error(q, y)
         return value
