@@ -14,13 +14,20 @@ exactly (the ridge label Jacobian is constant), and every evaluation score is af
 - ``score-gap-lp``: the fairness gap of group *mean scores* relaxed to z in [0, 1]^c, then rounded (prefixes of the
   z ordering, each retrained exactly, the best kept);
 - ``score-gap-milp``: the same surrogate over binary z;
-- ``exact-milp``: the hard-threshold objective itself with big-M prediction indicators, exact for the ridge firm.
-  The firm predicts 1 iff its score is > 0 (a score exactly 0 predicts 0); the MILP models the strict inequality
-  with a margin epsilon (p_i = 1 forces f_i >= epsilon), so its optimum and bound are exact over flip sets whose
-  evaluation scores avoid (0, epsilon), i.e. up to that epsilon.
+- ``exact-milp``: the hard-threshold objective itself with big-M prediction indicators. The firm predicts 1 iff
+  its score is > 0; the MILP allows both predictions inside a small band around the threshold (see
+  :mod:`solvers.milp`), so it is a relaxation of the true problem: its optimum and every dual bound are at most
+  the true optimum, whatever the flips put a score within rounding distance of the threshold.
 
 Only ``exact-milp`` on the ridge firm fills ``lower_bound``: the solver's proven dual bound (at optimality, or the
-best bound when the time limit stops it). A surrogate's value is never presented as a bound.
+best bound when the time limit stops it), with ``bound_source = "milp-dual"``, or ``"trivial"`` when that bound is
+0 (early in branch and bound). Its flips are retrained exactly: ``objective`` is their true objective,
+``solver_objective`` the MILP's value, and ``status`` is ``optimal`` only when the two sides meet (the true
+objective within the solver's relative gap of the bound). A surrogate's value is never presented as a bound.
+
+HiGHS runs single-threaded with the method's seed, so a run that ends within its time limit is reproducible;
+``info["load_dependent"]`` says when a run stopped on the wall-clock limit (its answer can then depend on
+machine load).
 
 Logistic and smoothed-hinge firms: the affine model is a first-order (influence) linearisation
 theta(z) ~ theta_k + J_k (z - z_k) around the current flips z_k. Each round solves the chosen formulation inside
@@ -29,7 +36,8 @@ improves; otherwise r halves. The rounds stop when r reaches 0 (or after ``max_r
 lower bound: the linearisation bounds nothing.
 
 Every answer is compared, after exact retraining, with flipping nothing, so the method never returns flips that
-are worse in-sample than no flips.
+are worse in-sample than no flips. A budget of 0 (or no candidates) is answered by that one set: ``optimal`` with
+``bound_source = "enumeration"``.
 
 ``FlipResult.info`` holds ``solver``, ``formulation``, ``status`` (CVXPY's: ``optimal``, ``user_limit`` on the
 time limit, ...), ``objective`` (the solver's, surrogate or exact), ``bound`` (its best bound), ``mip_gap``
@@ -78,7 +86,8 @@ class ConvexOracle(FlipMethod):
         solver: any installed CVXPY solver (HiGHS by default); MILP formulations need a mixed-integer solver.
         time_limit: seconds per solve (where the solver supports a limit); on the limit the incumbent and the best
             bound are used.
-        epsilon: margin of the strict inequality score > 0 in ``exact-milp``.
+        tolerance: half-width of the band around the threshold inside which ``exact-milp`` allows both
+            predictions (absolute, plus a relative rounding term; see :func:`solvers.milp.threshold_band`).
         exact_rows: the ``auto`` threshold on evaluation rows.
         radius: initial L1 trust-region radius for non-ridge firms (default: the budget).
         max_rounds: the most linearisation rounds for non-ridge firms.
@@ -93,7 +102,7 @@ class ConvexOracle(FlipMethod):
         formulation: Formulation = "auto",
         solver: str = "HIGHS",
         time_limit: float = 60.0,
-        epsilon: float = 1e-6,
+        tolerance: float = 1e-7,
         exact_rows: int = AUTO_EXACT_ROWS,
         radius: int | None = None,
         max_rounds: int = 20,
@@ -109,8 +118,8 @@ class ConvexOracle(FlipMethod):
                                 f"{', '.join(cp.installed_solvers())}")
         if not (float(time_limit) > 0):
             raise FairflipError(f"time_limit must be positive seconds, got {time_limit!r}")
-        if not (float(epsilon) > 0):
-            raise FairflipError(f"epsilon must be positive, got {epsilon!r}")
+        if not (float(tolerance) > 0):
+            raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
         if radius is not None and (not isinstance(radius, (int, np.integer)) or radius < 1):
             raise FairflipError(f"radius must be a positive integer or None, got {radius!r}")
         if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
@@ -120,7 +129,7 @@ class ConvexOracle(FlipMethod):
         self.formulation = formulation
         self.solver = solver_name
         self.time_limit = float(time_limit)
-        self.epsilon = float(epsilon)
+        self.tolerance = float(tolerance)
         self.exact_rows = int(exact_rows)
         self.radius = None if radius is None else int(radius)
         self.max_rounds = int(max_rounds)
@@ -160,7 +169,8 @@ class ConvexOracle(FlipMethod):
             # Flipping nothing is the only choice, so its value is the optimum (a valid bound for every firm).
             info.update(status="trivial", objective=None, bound=None, mip_gap=None, solve_time=0.0,
                         true_objective=no_flip_value)
-            return FlipResult(flipped=none, lower_bound=no_flip_value, info=info)
+            return FlipResult(flipped=none, objective=no_flip_value, status="optimal", lower_bound=no_flip_value,
+                              bound_source="enumeration", info=info)
         linear = ScoreLinearisation(problem, firm, np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(y_eval))])
         if firm.loss == "squared":
             return self._solve_ridge(problem, budget, linear, gaps, formulation, no_flip_value, info)
@@ -170,11 +180,12 @@ class ConvexOracle(FlipMethod):
                     formulation: str, moves: int | None) -> SolveReport:
         if formulation == "exact-milp":
             prob, z, const = exact_threshold_problem(model, gaps, budget, error_weight=problem.error_weight,
-                                                     epsilon=self.epsilon, moves=moves)
+                                                     tolerance=self.tolerance, moves=moves)
         else:
             prob, z, const = score_gap_problem(model, gaps, budget, integer=formulation == "score-gap-milp",
                                                error_weight=problem.error_weight, moves=moves)
-        return solve(prob, z, const, solver=self.solver, time_limit=self.time_limit, options=self.solver_options)
+        return solve(prob, z, const, solver=self.solver, time_limit=self.time_limit, options=self.solver_options,
+                     seed=self.seed)
 
     @staticmethod
     def _flip_sets(report: SolveReport, cands: np.ndarray, budget: int, formulation: str) -> list[np.ndarray]:
@@ -192,27 +203,25 @@ class ConvexOracle(FlipMethod):
     def _report_info(report: SolveReport) -> dict[str, Any]:
         return {"status": report.status, "objective": report.objective, "bound": report.bound,
                 "mip_gap": report.mip_gap, "abs_gap": report.abs_gap, "n_binary": report.n_binary,
-                "solve_time": report.solve_time, "wall_time": report.wall_time}
+                "solve_time": report.solve_time, "wall_time": report.wall_time,
+                "time_limit_hit": report.time_limit_hit, "solver_version": report.solver,
+                "solver_options": report.options, "load_dependent": report.load_dependent}
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         model = linear.at(np.zeros(0, dtype=np.int64))
         report = self._solve_once(model, gaps, budget, problem, formulation, moves=None)
         info.update(self._report_info(report))
+        info["solver_objective_kind"] = "exact-milp" if formulation == "exact-milp" else formulation
         flipped, value = _best_of(problem, self._flip_sets(report, problem.candidates, budget, formulation),
                                   np.zeros(0, dtype=np.int64), no_flip_value)
         info["true_objective"] = value
-        lower_bound = None
+        result = FlipResult(flipped=flipped, objective=value, solver_objective=report.objective,
+                            status="time_limit" if report.time_limit_hit else "feasible",
+                            time_limit_hit=report.time_limit_hit, solver=report.solver, info=info)
         if formulation == "exact-milp" and report.bound is not None \
                 and report.status in (cp.OPTIMAL, cp.USER_LIMIT):
-            # The true objective is >= 0, so a negative dual bound (early in branch and bound) tightens to 0.
-            bound = max(report.bound, 0.0)
-            if bound <= value + 1e-9:
-                lower_bound = bound
-            else:
-                # A bound above a retrained flip set's value means some score sat in (0, epsilon) or within
-                # the solver's tolerances: the bound did not hold, so none is claimed.
-                info["bound_inconsistent"] = True
-        return FlipResult(flipped=flipped, lower_bound=lower_bound, info=info)
+            certify(result, report.bound, report.mip_gap)
+        return result
 
     def _trust_region(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         flipped, value = np.zeros(0, dtype=np.int64), no_flip_value
@@ -237,8 +246,36 @@ class ConvexOracle(FlipMethod):
                     break
         # The top-level solver fields describe the last round; ``rounds`` keeps every round's report.
         info.update({k: v for k, v in rounds[-1].items() if k not in ("radius", "incumbent_objective", "accepted")})
-        info.update(solve_time=total_time, rounds=rounds, true_objective=value)
-        return FlipResult(flipped=flipped, lower_bound=None, info=info)
+        info.update(solve_time=total_time, rounds=rounds, true_objective=value,
+                    solver_objective_kind=f"{formulation} (linearised at the last centre)")
+        hit = any(r["time_limit_hit"] for r in rounds)
+        info["load_dependent"] = any(r["load_dependent"] for r in rounds)
+        return FlipResult(flipped=flipped, objective=value, solver_objective=rounds[-1]["objective"],
+                          status="time_limit" if hit else "feasible", time_limit_hit=hit,
+                          solver=rounds[-1]["solver_version"], info=info)
+
+
+OPTIMAL_REL_GAP = 1e-6
+"""A result is ``optimal`` when its true objective is within this relative gap of its certified bound (HiGHS's
+``mip_rel_gap``), or within 1e-9 absolutely."""
+
+
+def certify(result: FlipResult, bound: float, mip_gap: float | None = None) -> None:
+    """Attach a MILP's dual ``bound`` to ``result`` (whose ``objective`` is a retrained flip set's true value).
+
+    The true objective is >= 0, so a bound <= 0 is reported as the trivial bound 0 (``bound_source="trivial"``);
+    otherwise the source is ``milp-dual``. A bound above ``result.objective`` is withdrawn and flagged
+    (:meth:`FlipResult.check_bound`). ``status`` becomes ``optimal`` when objective and bound meet (see
+    :data:`OPTIMAL_REL_GAP`); ``mip_gap`` is then the solver's own relative gap.
+    """
+    trivial = not (bound > 0)
+    result.lower_bound = 0.0 if trivial else float(bound)
+    result.bound_source = "trivial" if trivial else "milp-dual"
+    result.mip_gap = None if mip_gap is None else float(mip_gap)
+    result.check_bound()
+    if result.lower_bound is not None and result.objective is not None \
+            and result.objective - result.lower_bound <= max(1e-9, OPTIMAL_REL_GAP * abs(result.objective)):
+        result.status = "optimal"
 
 
 class ScoreLinearisation:

@@ -8,13 +8,19 @@ of optimisation problems in CVXPY and solves them:
 - score-gap: the fairness gap measured on *group mean scores* instead of group rates. Each gap is affine in z, so
   its absolute value is an epigraph variable: an LP over z in [0, 1]^c (the relaxation) or a MILP over binary z.
   An error weight adds the mean hinge loss max(0, 1 - t_i f_i) (t_i = +-1), again LP-representable.
-- exact: the hard-threshold objective itself. One binary p_i per evaluation row with p_i = 1 iff the firm predicts 1
-  (score f_i > 0); big-M constraints with bounds valid over every reachable z tie p to z, and TPR, FPR, selection
-  rate and error are then affine in p.
+- exact: the hard-threshold objective itself. One binary p_i per evaluation row stands for the firm's
+  prediction (1 iff its score f_i > 0); big-M constraints with bounds valid over every reachable z tie p to z, and
+  TPR, FPR, selection rate and error are then affine in p.
 
-The strict inequality is modelled with a margin epsilon: p_i = 1 forces f_i >= epsilon and p_i = 0 forces
-f_i <= 0, so a score exactly 0 predicts 0 as the firm does, and flip sets that put a score in (0, epsilon) are
-excluded. The exact problem's optimum and bound are therefore exact over all flip sets up to that epsilon.
+The exact formulation is a *relaxation* of the hard threshold under floating-point tolerance. Each row i gets a
+band [-delta_i, delta_i] around the threshold (delta_i = ``tolerance`` plus a relative term for the rounding of
+its score): p_i = 1 only requires f_i >= -delta_i and p_i = 0 only requires f_i <= delta_i, so inside the band both
+predictions are allowed, and a row's prediction is fixed in advance only when its whole score interval over the
+reachable flip sets lies outside the band. Every flip set within the budget, with its true predictions, is thus a
+feasible point whose MILP value is its true objective: the MILP optimum, and any dual bound the solver proves, is
+at most the true optimum. Conversely the MILP's own solution may use the band to pick a prediction the firm does
+not make, so its flips are always retrained and scored exactly; the solver's value is reported as the solver
+objective, never as the true one.
 
 A fairness objective is written as gaps G @ v (G of shape (k, m), v the per-row quantity: score or prediction),
 aggregated by the mean (eqod: TPR and FPR gaps), the max (eqod-worst) or taken alone (dp, eqopp).
@@ -28,6 +34,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from fairflip.objectives import Objective, get_objective
 from typing import Any
 
 import cvxpy as cp
@@ -95,8 +102,8 @@ class FairnessGaps:
         return np.flatnonzero(np.abs(self.weights).sum(axis=0) > 0)
 
 
-def fairness_gaps(objective: str, y: np.ndarray, a: np.ndarray) -> FairnessGaps:
-    """Gap weights of ``objective`` (eqod, eqod-worst, dp, eqopp) on evaluation rows with labels y, groups a.
+def fairness_gaps(objective: str | Objective, y: np.ndarray, a: np.ndarray) -> FairnessGaps:
+    """Gap weights of ``objective`` (a registered name or an Objective with a gap structure) on evaluation rows with labels y, groups a.
 
     Args:
         objective: the fairness objective's name.
@@ -106,28 +113,8 @@ def fairness_gaps(objective: str, y: np.ndarray, a: np.ndarray) -> FairnessGaps:
     Returns:
         the :class:`FairnessGaps` (eqod and eqod-worst: TPR then FPR gap; dp: selection gap; eqopp: TPR gap).
     """
-    y = np.asarray(y, dtype=np.int64)
-    a = np.asarray(a, dtype=np.int64)
-    if objective in ("eqod", "eqod-worst"):
-        cells = [y == 1, y == 0]
-    elif objective == "eqopp":
-        cells = [y == 1]
-    elif objective == "dp":
-        cells = [np.ones(len(y), dtype=bool)]
-    else:
-        raise FairflipError(f"unknown objective '{objective}'; choose one of eqod, eqod-worst, dp, eqopp")
-    rows = []
-    for cell in cells:
-        w = np.zeros(len(y))
-        for g, sign in ((1, 1.0), (0, -1.0)):
-            mask = cell & (a == g)
-            if not mask.any():
-                group = "minority" if g == 1 else "majority"
-                raise FairflipError(f"empty cell: no {group} evaluation rows in a cell of '{objective}'; "
-                                    "the rate is undefined")
-            w[mask] = sign / mask.sum()
-        rows.append(w)
-    return FairnessGaps(np.array(rows), "max" if objective == "eqod-worst" else "mean", y)
+    spec = get_objective(objective)
+    return FairnessGaps(spec.gap_weights(y, a), spec.aggregate, np.asarray(y, dtype=np.int64))
 
 
 @dataclass
@@ -145,6 +132,11 @@ class SolveReport:
         n_binary: number of binary variables (flips and prediction indicators).
         solve_time: seconds the solver reported (compile time excluded).
         wall_time: seconds including CVXPY's compilation.
+        time_limit_hit: True when the solver stopped on its time limit (CVXPY status ``user_limit``).
+        solver: the solver's name and version (see :func:`solver_version`).
+        options: the options the solver ran with (time limit, tolerances, threads, seed).
+        load_dependent: True when the answer may change with machine load: the run stopped on a wall-clock
+            limit, or ran a solver with no fixed thread count and seed.
     """
 
     z: np.ndarray | None
@@ -156,6 +148,10 @@ class SolveReport:
     n_binary: int
     solve_time: float
     wall_time: float
+    time_limit_hit: bool = False
+    solver: str = ""
+    options: dict[str, Any] | None = None
+    load_dependent: bool = False
 
 
 def _budget_constraints(z: cp.Variable, center: np.ndarray, budget: int, moves: int | None) -> list:
@@ -219,55 +215,71 @@ def score_gap_problem(
     return cp.Problem(cp.Minimize(objective), cons), z, 0.0
 
 
+def threshold_band(model: AffineScores, lower: np.ndarray, upper: np.ndarray, tolerance: float) -> np.ndarray:
+    """Half-width delta_i of the band around the threshold inside which both predictions are allowed, shape (m,).
+
+    ``tolerance`` (absolute) plus 1e-9 times the row's score magnitude, which covers the rounding of the affine
+    model and of the retrained firm's scores (both are sums of products of that size)."""
+    scale = np.abs(model.base) + np.maximum(np.abs(lower), np.abs(upper))
+    return float(tolerance) + 1e-9 * scale
+
+
 def exact_threshold_problem(
     model: AffineScores,
     gaps: FairnessGaps,
     budget: int,
     *,
     error_weight: float = 0.0,
-    epsilon: float = 1e-6,
+    tolerance: float = 1e-7,
     moves: int | None = None,
 ) -> tuple[cp.Problem, cp.Variable, float]:
-    """The hard-threshold objective as a MILP with big-M prediction indicators.
+    """The hard-threshold objective as a MILP with big-M prediction indicators; a relaxation of the true problem.
 
-    Row i gets p_i in {0, 1}: f_i(z) <= max(U_i, 0) p_i and f_i(z) >= epsilon - max(epsilon - L_i, 0) (1 - p_i),
-    with [L_i, U_i] bounds on f_i over every reachable z (see :meth:`AffineScores.score_bounds`). Rows whose sign
-    the bounds already decide get a constant p_i, which keeps the MILP small for small budgets.
+    Row i gets p_i in {0, 1} with f_i(z) >= -delta_i - B_i^- (1 - p_i) and f_i(z) <= delta_i + B_i^+ p_i, where
+    [L_i, U_i] bound f_i over every reachable z (see :meth:`AffineScores.score_bounds`), B_i^- = max(-L_i, 0) +
+    delta_i, B_i^+ = max(U_i, 0) + delta_i and delta_i is the band of :func:`threshold_band`. Rows with
+    L_i > delta_i get the constant p_i = 1, rows with U_i < -delta_i the constant p_i = 0 (this keeps the MILP
+    small for small budgets); every other row keeps both predictions open inside the band (see the module
+    docstring for why this makes the optimum a valid lower bound).
 
     Args:
         model: the affine scores (m rows, c candidates).
         gaps: the objective's gap weights over the m rows.
         budget: M, the most flips.
         error_weight: weight of the error rate mean(p_i != y_i).
-        epsilon: margin of the strict inequality f_i > 0 (see the module docstring).
+        tolerance: absolute half-width of the band around the threshold (> 0).
         moves: optional trust region ||z - center||_1 <= moves (also tightens the bounds).
 
     Returns:
         (problem, binary z variable of shape (c,), constant to add to the solver's objective).
     """
+    if not (float(tolerance) > 0):
+        raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
     m, c = model.slope.shape
     reach = budget if moves is None else moves
     if moves is None and model.center.any():
         reach = int(model.center.sum()) + budget
     lower, upper = model.score_bounds(reach)
+    delta = threshold_band(model, lower, upper, tolerance)
     rows = np.arange(m) if error_weight > 0 else gaps.rows
-    fixed_one = lower[rows] >= epsilon
-    fixed_zero = upper[rows] <= 0
+    fixed_one = lower[rows] > delta[rows]
+    fixed_zero = upper[rows] < -delta[rows]
     free = rows[~fixed_one & ~fixed_zero]
 
     z = cp.Variable(c, boolean=True)
     cons = _budget_constraints(z, model.center, budget, moves)
     p_const = np.zeros(m)
     p_const[rows[fixed_one]] = 1.0
-    # Only rows whose sign the bounds leave open need an indicator and its big-M pair.
+    # Only rows whose prediction the bounds leave open need an indicator and its big-M pair.
     p = cp.Variable(len(free), boolean=True) if len(free) else None
     gap_expr = gaps.weights @ p_const
     if p is not None:
         gap_expr = gap_expr + gaps.weights[:, free] @ p
         f_free = model.base[free] - model.slope[free] @ model.center + model.slope[free] @ z
-        big_up = np.maximum(upper[free], 0.0)
-        big_down = np.maximum(epsilon - lower[free], 0.0)
-        cons += [f_free <= cp.multiply(big_up, p), f_free >= epsilon - cp.multiply(big_down, 1 - p)]
+        d = delta[free]
+        big_up = np.maximum(upper[free], 0.0) + d
+        big_down = np.maximum(-lower[free], 0.0) + d
+        cons += [f_free <= d + cp.multiply(big_up, p), f_free >= -d - cp.multiply(big_down, 1 - p)]
     term, agg_cons = _aggregate(gaps, gap_expr)
     cons += agg_cons
     objective, constant = term, 0.0
@@ -293,22 +305,41 @@ _TIME_LIMIT_OPTION = {
 }
 
 
-def solver_options(solver: str, time_limit: float, extra: dict[str, Any] | None) -> dict[str, Any]:
+def solver_options(solver: str, time_limit: float, extra: dict[str, Any] | None, *,
+                   seed: int = 0) -> dict[str, Any]:
     """Keyword options for ``cp.Problem.solve`` setting the time limit where the solver has one.
 
-    For HiGHS the MIP tolerances are tightened (relative gap 1e-6, integrality 1e-9) so that "optimal" means
-    optimal for objectives whose distinct values differ by small rate differences, and so that an indicator
-    cannot be fractional enough to open the big-M constraints by more than the epsilon margin.
+    For HiGHS the MIP tolerances are tightened (relative gap 1e-6, feasibility 1e-9) so that "optimal" means
+    optimal for objectives whose distinct values differ by small rate differences, and the run is made
+    reproducible: one thread and a fixed random seed (``seed``), so that two runs that finish within their time
+    limit take the same path. A run stopped by its wall-clock limit can still depend on machine load (see
+    :attr:`SolveReport.load_dependent`). ``extra`` overrides any of these.
     """
     opts: dict[str, Any] = {}
     if solver == "HIGHS":
-        opts.update(mip_rel_gap=1e-6, mip_feasibility_tolerance=1e-9)
+        opts.update(mip_rel_gap=1e-6, mip_feasibility_tolerance=1e-9, threads=1, random_seed=int(seed))
     if solver == "SCIPY":
         opts["scipy_options"] = {"time_limit": float(time_limit)}
     elif solver in _TIME_LIMIT_OPTION:
         opts[_TIME_LIMIT_OPTION[solver]] = float(time_limit)
     opts.update(extra or {})
     return opts
+
+
+@functools.cache
+def solver_version(solver: str) -> str:
+    """The solver's name and version as one string, e.g. ``"HIGHS 1.11.0 (highspy; CVXPY 1.6.0)"``."""
+    import importlib.metadata as md
+
+    package = {"HIGHS": "highspy", "SCIPY": "scipy", "CLARABEL": "clarabel", "OSQP": "osqp", "SCS": "scs",
+               "GUROBI": "gurobipy", "CBC": "cylp", "GLPK_MI": "cvxopt", "GLPK": "cvxopt", "ECOS": "ecos",
+               "ECOS_BB": "ecos", "SCIP": "PySCIPOpt", "CPLEX": "cplex", "MOSEK": "Mosek", "XPRESS": "xpress"}
+    name = package.get(solver, solver.lower())
+    try:
+        version = md.version(name)
+    except md.PackageNotFoundError:
+        version = "unknown version"
+    return f"{solver} {version} ({name}; CVXPY {cp.__version__})"
 
 
 def _finite(x: Any) -> float | None:
@@ -357,6 +388,7 @@ def solve(
     solver: str,
     time_limit: float,
     options: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> SolveReport:
     """Solve a formulation and collect status, objective, best bound and MIP gap.
 
@@ -365,6 +397,7 @@ def solve(
         solver: an installed CVXPY solver name.
         time_limit: seconds (passed where the solver supports a limit).
         options: extra solver keywords.
+        seed: the solver's random seed (HiGHS).
 
     Returns:
         the :class:`SolveReport`. For a MILP the bound is the solver's dual bound (when it reports one); for an
@@ -372,12 +405,13 @@ def solve(
     """
     if solver == "HIGHS":
         _silence_highs_banner()
+    opts = solver_options(solver, time_limit, options, seed=seed)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
             # A time-limited MIP ends "inaccurate" by design; the status is reported, not hidden.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=solver, **solver_options(solver, time_limit, options))
+            problem.solve(solver=solver, **opts)
     except cp.error.SolverError as exc:
         raise FairflipError(f"solver {solver} failed: {exc}") from exc
     wall = time.perf_counter() - start
@@ -401,4 +435,9 @@ def solve(
         n_binary=int(sum(v.size for v in problem.variables() if v.attributes["boolean"])),
         solve_time=float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall,
         wall_time=wall,
+        time_limit_hit=status == cp.USER_LIMIT,
+        solver=solver_version(solver),
+        options={k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))},
+        load_dependent=status == cp.USER_LIMIT or (problem.is_mixed_integer()
+                                                    and not (solver == "HIGHS" and opts.get("threads") == 1)),
     )
