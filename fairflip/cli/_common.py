@@ -15,7 +15,7 @@ from .._errors import FairflipError
 from .._io import atomic_write
 from ..datasets import Dataset, load, load_table, read_table, stratified_split
 from ..firms import FIRMS
-from ..metrics import OBJECTIVES
+from ..objectives import BUILTIN_OBJECTIVES as OBJECTIVES
 from ..methods import get_method
 
 
