@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from fairflip._errors import FairflipError
-from fairflip.methods import FlipMethod, FlipResult, register_method
+from fairflip.methods import FlipMethod, FlipResult, SolveControl, register_method
 from fairflip.problem import FlipProblem
 
 # A strict improvement must beat the current value by more than this (objectives are ratios of counts, so
@@ -163,7 +164,8 @@ def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> 
 class GreedyOracle(FlipMethod):
     """Greedy flips with exact retraining: an omniscient reference, not a strategy a collective can run.
 
-    Cost: up to M * c retrainings (c candidates). Works with any firm.
+    Cost: up to M * c retrainings (c candidates). Works with any firm. Its result has ``objective`` (the true
+    objective of the flips) and ``status = "feasible"``; greedy proves nothing, so it reports no bound.
 
     Args:
         batch_size: flip sets retrained at once.
@@ -173,12 +175,15 @@ class GreedyOracle(FlipMethod):
 
     def __init__(self, batch_size: int = 256, *, seed: int = 0) -> None:
         super().__init__(seed=seed)
-        self.batch_size = batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise FairflipError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = int(batch_size)
 
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         order, values = greedy_path(problem, budget, batch_size=self.batch_size)
-        return FlipResult(flipped=np.sort(order), info={"objective_path": values.tolist(),
-                                                        "stopped_early": len(order) < min(budget, len(problem.candidates))})
+        return FlipResult(flipped=np.sort(order), objective=float(values[-1]), status="feasible",
+                          info={"objective_path": values.tolist(),
+                                "stopped_early": len(order) < min(budget, len(problem.candidates))})
 
 
 def count_flip_sets(n_candidates: int, budget: int) -> int:
@@ -186,12 +191,126 @@ def count_flip_sets(n_candidates: int, budget: int) -> int:
     return sum(math.comb(n_candidates, k) for k in range(min(budget, n_candidates) + 1))
 
 
+def _flip_sets_by_size(cands: np.ndarray, budget: int) -> Iterator[np.ndarray]:
+    """Every flip set of size 0..budget among ``cands`` (sorted rows), by size, then lexicographically."""
+    for k in range(min(budget, len(cands)) + 1):
+        for s in itertools.combinations(cands, k):
+            yield np.array(s, dtype=np.int64)
+
+
+@dataclass
+class Enumeration:
+    """The proven optimum of one budget found by :func:`enumerate_optimum`.
+
+    Attributes:
+        flipped: shape (k,) sorted rows of the best flip set (ties: smallest, then lexicographically first).
+        objective: its true objective, the minimum over every flip set of size <= budget when ``complete``.
+        n_sets: flip sets of size <= budget that were retrained.
+        complete: True when every flip set within the budget was retrained (the optimum is then proven).
+    """
+
+    flipped: np.ndarray
+    objective: float
+    n_sets: int
+    complete: bool
+
+
+def enumerate_optimum(problem: FlipProblem, budgets: Sequence[int], *, batch_size: int = 512,
+                      control: SolveControl | None = None) -> list[Enumeration]:
+    """Retrain every flip set within the largest budget in batched passes; the exact optimum of each budget.
+
+    Works with every firm (linear firms retrain ``batch_size`` sets per batched Newton solve; other firms one by
+    one). The sets are visited by size, so when the time limit of ``control`` stops the pass, budgets whose sets
+    were all retrained are still complete.
+
+    Args:
+        problem: the flip problem (c candidates).
+        budgets: B budgets M_b >= 0.
+        batch_size: flip sets retrained per batch.
+        control: optional time limit and progress (``stage="enumeration"``, ``done``, ``total``, ``best``).
+
+    Returns:
+        B :class:`Enumeration`, in ``budgets`` order.
+    """
+    if batch_size < 1:
+        raise FairflipError(f"batch_size must be a positive integer, got {batch_size}")
+    cands = problem.candidates
+    top = min(max(budgets, default=0), len(cands))
+    total = count_flip_sets(len(cands), top)
+    # best[k]: (value, set) of the best set of size exactly k; done[k]: sets of size k retrained.
+    best: list[tuple[float, np.ndarray] | None] = [None] * (top + 1)
+    done = [0] * (top + 1)
+    sets = _flip_sets_by_size(cands, top)
+    seen = 0
+    while True:
+        batch = list(itertools.islice(sets, batch_size))
+        if not batch:
+            break
+        values = problem.objective_of(batch)
+        for f, v in zip(batch, values):
+            k = len(f)
+            done[k] += 1
+            if best[k] is None or v < best[k][0]:
+                best[k] = (float(v), f)
+        seen += len(batch)
+        if control is not None:
+            control.report(stage="enumeration", done=seen, total=total,
+                           best=min(b[0] for b in best if b is not None))
+            if control.expired() and seen < total:
+                break
+    out = []
+    for M in budgets:
+        top_m = min(M, len(cands))
+        sizes = [k for k in range(top_m + 1) if best[k] is not None]
+        k = min(sizes, key=lambda j: (best[j][0], j))  # ties: the smallest set
+        complete = all(done[j] == math.comb(len(cands), j) for j in range(top_m + 1))
+        out.append(Enumeration(best[k][1], best[k][0], sum(done[:top_m + 1]), complete))
+    return out
+
+
+def enumeration_cost(problem: FlipProblem, budget: int, *, probe: int = 32, max_sets: int = 10_000_000,
+                     batch_size: int = 512) -> dict:
+    """Estimated wall time of :func:`enumerate_optimum` for ``budget``: number of sets times a measured per-set cost.
+
+    The portfolio (or any caller) compares ``seconds`` with its time budget to decide whether to enumerate and
+    return the proven optimum (``bound_source = "enumeration"``). The per-set cost is measured by retraining
+    ``probe`` random flip sets of the budget's size in one batch (the largest sets cost the most Newton steps).
+
+    Args:
+        problem: the flip problem (c candidates).
+        budget: M.
+        probe: flip sets retrained for the measurement (more = steadier, costs more).
+        max_sets: above this many sets nothing is measured and ``seconds`` is ``inf``.
+        batch_size: the batch size the enumeration would use (the probe uses min(probe, batch_size)).
+
+    Returns:
+        dict with ``n_sets`` (int), ``seconds_per_set`` (float, NaN when not measured) and ``seconds``
+        (float, ``inf`` above ``max_sets``).
+    """
+    if probe < 1:
+        raise FairflipError(f"probe must be a positive integer, got {probe}")
+    cands = problem.candidates
+    n_sets = count_flip_sets(len(cands), budget)
+    if n_sets > max_sets:
+        return {"n_sets": n_sets, "seconds_per_set": math.nan, "seconds": math.inf}
+    k = min(budget, len(cands))
+    rng = np.random.default_rng(0)
+    sample = [np.sort(rng.choice(cands, size=k, replace=False)) for _ in range(min(probe, batch_size, n_sets))]
+    start = time.perf_counter()
+    problem.objective_of(sample)
+    per = (time.perf_counter() - start) / len(sample)
+    return {"n_sets": n_sets, "seconds_per_set": per, "seconds": per * n_sets}
+
+
 @register_method("brute-force")
 class BruteForceOracle(FlipMethod):
-    """Every flip set of size at most M, each scored by exact retraining: the exact optimum on tiny instances.
+    """Every flip set of size at most M, each scored by exact retraining: the exact optimum on small instances.
 
-    An omniscient reference, not a strategy. Its optimum is a certified lower bound (reported as
-    ``lower_bound``). Ties go to the smallest set, then the first in lexicographic row order.
+    An omniscient reference, not a strategy. All budgets of one call share one batched enumeration (see
+    :func:`enumerate_optimum`). Its optimum is a certified lower bound: ``lower_bound = objective``,
+    ``bound_source = "enumeration"``, ``status = "optimal"``. When the time limit stops the enumeration before a
+    budget's sets are all retrained, that budget gets its incumbent with ``status = "time_limit"`` and no bound.
+    Ties go to the smallest set, then the first in lexicographic row order.
 
     Args:
         max_sets: refuse (FairflipError) when more flip sets than this would have to be retrained.
@@ -202,21 +321,28 @@ class BruteForceOracle(FlipMethod):
 
     def __init__(self, max_sets: int = 100_000, batch_size: int = 512, *, seed: int = 0) -> None:
         super().__init__(seed=seed)
-        if max_sets < 1:
+        if not isinstance(max_sets, (int, np.integer)) or max_sets < 1:
             raise FairflipError(f"max_sets must be a positive integer, got {max_sets}")
-        self.max_sets = max_sets
-        self.batch_size = batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise FairflipError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.max_sets = int(max_sets)
+        self.batch_size = int(batch_size)
 
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
         cands = problem.candidates
-        count = count_flip_sets(len(cands), budget)
+        count = count_flip_sets(len(cands), max(budgets))
         if count > self.max_sets:
             raise FairflipError(
-                f"brute force would retrain the firm {count} times ({len(cands)} candidates, budget {budget}), "
-                f"more than max_sets={self.max_sets}; use a smaller budget or instance, or raise max_sets")
-        sets = [np.array(s, dtype=np.int64) for k in range(min(budget, len(cands)) + 1)
-                for s in itertools.combinations(cands, k)]
-        values = batched_objectives(problem, sets, batch_size=self.batch_size)
-        best = int(np.argmin(values))
-        return FlipResult(flipped=sets[best], lower_bound=float(values[best]),
-                          info={"n_sets": count, "objective": float(values[best])})
+                f"brute force would retrain the firm {count} times ({len(cands)} candidates, budget "
+                f"{max(budgets)}), more than max_sets={self.max_sets}; use a smaller budget or instance, or raise "
+                "max_sets")
+        found = enumerate_optimum(problem, budgets, batch_size=self.batch_size, control=control)
+        out = []
+        for e in found:
+            result = FlipResult(flipped=e.flipped, objective=e.objective,
+                                status="optimal" if e.complete else "time_limit", time_limit_hit=not e.complete,
+                                info={"n_sets": e.n_sets, "objective": e.objective, "complete": e.complete})
+            if e.complete:
+                result.lower_bound, result.bound_source = e.objective, "enumeration"
+            out.append(result)
+        return out
