@@ -252,7 +252,7 @@ def make_cell_method(cell: Cell):
     A stealthy cleaning cell gets ``oracle-stealth`` hiding from the cell's cleaner, with the cell's method (and
     those parameters) as its base.
     """
-    from fairflip.methods import available_methods, get_method, get_method
+    from fairflip.methods import available_methods, get_method
 
     params = cell.param_dict
     if cell.device == "cuda" and cell.method in available_methods():

@@ -25,7 +25,6 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ._errors import FairflipError, check_binary, check_fraction
 from .collective import Collective
-from .firms import LinearFirm
 from .problem import FlipProblem, evaluate_flips
 
 CleanerName = Literal["confident", "loss"]
@@ -40,7 +39,7 @@ _PROB_CLIP = 1e-15
 def _resolve_source(source: FlipProblem | np.ndarray, C: float | None) -> tuple[np.ndarray, float, np.ndarray | None]:
     """(X (n, d), C, sample weights or None) of a FlipProblem or a plain feature matrix."""
     if isinstance(source, FlipProblem):
-        firm_C = source.firm.C if isinstance(source.firm, LinearFirm) else 1.0
+        firm_C = getattr(source.firm, "C", 1.0)
         return source.X, float(firm_C if C is None else C), source.sample_weight
     X = np.asarray(source, dtype=np.float64)
     if X.ndim != 2:

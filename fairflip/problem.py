@@ -14,7 +14,7 @@ from ._errors import FairflipError
 from .collective import Collective, Direction, make_collective
 from .datasets import Dataset
 from .features import FeaturePreparer
-from .firms import Firm, LinearFirm, make_firm
+from .firms import Firm, is_differentiable, make_firm, require_differentiable
 from .firms.design import sparse_twin
 from .firms.linear import PCG_MIN_PARAMS
 from .metrics import all_metrics, error_rate, fairness
@@ -87,6 +87,9 @@ class FlipProblem:
 
     def __post_init__(self) -> None:
         get_objective(self.objective)  # a clear error naming the registered objectives when unknown
+        if not isinstance(self.firm, Firm):
+            raise FairflipError(f"firm must implement fairflip.firms.Firm (a 'name' and a 'fit' method), got "
+                                f"{type(self.firm).__name__}")
         if not self.error_weight >= 0 or not np.isfinite(self.error_weight):
             raise FairflipError(f"error_weight must be a non-negative finite number, got {self.error_weight!r}")
         n = len(self.y)
@@ -207,8 +210,7 @@ class FlipProblem:
         """
         import torch
 
-        if not isinstance(self.firm, LinearFirm):
-            raise FairflipError(f"batched retraining needs a linear firm, not '{self.firm.name}'")
+        require_differentiable(self.firm, "batched retraining")
         cache = self.linear_cache()
         init, factor = cache["theta0"], cache["factor"]
         if around is not None and len(around):
@@ -249,7 +251,7 @@ class FlipProblem:
         other firms are trained one by one.
         """
         X_eval = self.X if X is None else X
-        if isinstance(self.firm, LinearFirm):
+        if is_differentiable(self.firm):
             return self.firm.predict_many(X_eval, self.fit_flip_sets(flip_sets, around=around))
         Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
@@ -260,14 +262,51 @@ class FlipProblem:
 
         Measured with the original labels on the validation split when one is set, else on the training rows.
         ``around``: an optional flip set near all of them, which speeds up a linear firm's retraining (see
-        :meth:`fit_flip_sets`).
+        :meth:`fit_flip_sets`). Inside :meth:`objective_cache`, flip sets already scored are not retrained.
         """
+        cache = self.__dict__.get("_objective_cache")
+        if cache is None:
+            return self._objective_of(flip_sets, around)
+        keys = [np.unique(np.asarray(f, dtype=np.int64)).tobytes() for f in flip_sets]
+        missing: dict[bytes, int] = {}
+        for k, key in enumerate(keys):
+            if key not in cache.values and key not in missing:
+                missing[key] = k
+        if missing:
+            fresh = self._objective_of([flip_sets[k] for k in missing.values()], around)
+            cache.values.update(zip(missing, fresh.tolist()))
+            cache.retrained += len(missing)
+        cache.hits += len(keys) - len(missing)
+        return np.array([cache.values[key] for key in keys], dtype=np.float64)
+
+    def objective_cache(self) -> "ObjectiveCache":
+        """A context manager during which :meth:`objective_of` remembers every flip set it scored.
+
+        One solver call (e.g. the oracle's ``select_many``) opens it so that its components and budgets never
+        retrain the same flip set twice. Nested uses share the outermost cache; it is dropped on exit.
+
+        Returns:
+            the :class:`ObjectiveCache` (``values``: flip-set key -> objective; ``retrained`` and ``hits``).
+        """
+        return ObjectiveCache(self)
+
+    def _objective_of(self, flip_sets: list[np.ndarray], around: np.ndarray | None) -> np.ndarray:
+        if not len(flip_sets):
+            return np.zeros(0)
         if self.validation is None:
             X_eval, y_eval, a_eval = self.X, self.y, self.a
         else:
             X_eval, y_eval, a_eval = self.validation
         P = self.predictions(flip_sets, X_eval, around=around)
-        return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
+        objective = get_objective(self.objective)
+        if not objective.has_gap_structure:
+            return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
+        # Gap structures: every cell rate of every flip set in one product (the same sums as Objective.value).
+        gaps = np.abs(P @ objective.gap_weights(y_eval, a_eval).T)
+        value = gaps.mean(axis=1) if objective.aggregate == "mean" else gaps.max(axis=1)
+        if self.error_weight:
+            value = value + self.error_weight * (P != np.asarray(y_eval)[None, :]).mean(axis=1)
+        return value
 
     def objective_from_predictions(self, y_true: np.ndarray, y_pred: np.ndarray, a: np.ndarray) -> float:
         """Objective value of given predictions: fairness + error_weight * error; inputs shape (m,)."""
@@ -275,6 +314,36 @@ class FlipProblem:
         if self.error_weight:
             value += self.error_weight * error_rate(y_true, y_pred)
         return float(value)
+
+
+class ObjectiveCache:
+    """Memo of true objectives by flip set for one solver call (see :meth:`FlipProblem.objective_cache`).
+
+    Attributes:
+        values: sorted flip set (int64 bytes) -> true objective.
+        retrained: flip sets retrained while the cache was open.
+        hits: flip sets answered from the cache.
+    """
+
+    def __init__(self, problem: FlipProblem) -> None:
+        self.problem = problem
+        self.values: dict[bytes, float] = {}
+        self.retrained = 0
+        self.hits = 0
+        self._owner = False
+
+    def __enter__(self) -> "ObjectiveCache":
+        current = self.problem.__dict__.get("_objective_cache")
+        if current is not None:  # nested: share the outer cache
+            return current
+        self._owner = True
+        self.problem.__dict__["_objective_cache"] = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._owner:
+            self.problem.__dict__.pop("_objective_cache", None)
+            self._owner = False
 
 
 def build_problem(

@@ -15,7 +15,7 @@ import pandas as pd
 from ._errors import FairflipError
 from .datasets import Dataset
 from .features import FeaturePreparer
-from .firms import FIRMS, FirmName, LinearFirm, make_firm
+from .firms import available_firms, make_firm
 from .metrics import all_metrics
 from .problem import FlipProblem
 
@@ -26,7 +26,7 @@ def evaluate_transfer(
     flipped: np.ndarray,
     test: Dataset,
     *,
-    firms: Sequence[FirmName] = ("logistic", "mlp", "gbdt"),
+    firms: Sequence[str] = ("logistic", "mlp", "gbdt"),
     seed: int = 0,
 ) -> pd.DataFrame:
     """Train each firm on the flipped and on the original labels and measure both on ``test``.
@@ -51,9 +51,9 @@ def evaluate_transfer(
         raise FairflipError("firms must name at least one firm")
     if len(set(firms)) != len(firms):
         raise FairflipError(f"firms lists a firm twice: {firms}")
-    unknown = [f for f in firms if f not in FIRMS]
+    unknown = [f for f in firms if f not in available_firms()]
     if unknown:
-        raise FairflipError(f"unknown firm(s) {unknown}; choose from {', '.join(FIRMS)}")
+        raise FairflipError(f"unknown firm(s) {unknown}; choose from {', '.join(available_firms())}")
     if not isinstance(test, Dataset):
         raise FairflipError("test must be a Dataset")
     X_test = preparer.transform(test)
@@ -64,7 +64,7 @@ def evaluate_transfer(
         )
     X_test_cf = preparer.transform(test, counterfactual_group=True) if preparer.include_group else None
     y_flip = problem.flipped_labels(flipped)
-    C = problem.firm.C if isinstance(problem.firm, LinearFirm) else 1.0
+    C = getattr(problem.firm, "C", 1.0)
     source = getattr(problem.firm, "name", type(problem.firm).__name__)
 
     def measure(model) -> dict:

@@ -57,7 +57,7 @@ import torch
 from cvxpy.reductions.solvers.defines import INSTALLED_MI_SOLVERS
 
 from fairflip._errors import FairflipError
-from fairflip.firms import LinearFirm
+from fairflip.firms import LinearFirm, require_differentiable
 from fairflip.methods import FlipMethod, FlipResult, register_method
 from fairflip.problem import FlipProblem
 
@@ -153,9 +153,7 @@ class ConvexOracle(FlipMethod):
     # ----- the method -----
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         firm = problem.firm
-        if not isinstance(firm, LinearFirm):
-            raise FairflipError(f"oracle-convex needs a linear firm (logistic, ridge or smoothed-hinge); the "
-                                f"'{firm.name}' firm is not linear")
+        require_differentiable(firm, "oracle-convex")
         X_eval, y_eval, a_eval = (problem.X, problem.y, problem.a) if problem.validation is None \
             else problem.validation
         gaps = fairness_gaps(problem.objective, y_eval, a_eval)

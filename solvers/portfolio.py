@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fairflip._errors import FairflipError, check_budget
-from fairflip.firms import LinearFirm
+from fairflip.firms import require_differentiable
 from fairflip.methods import HEURISTICS, FlipMethod, FlipResult, SolveControl, available_methods, get_method, register_method
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate
@@ -106,9 +106,7 @@ class PortfolioOracle(FlipMethod):
             ``info["components"]`` (each component's objective before and after local search, and its time).
         """
         budgets = [check_budget(b) for b in budgets]
-        if not isinstance(problem.firm, LinearFirm):
-            raise FairflipError(f"the oracle portfolio needs gradients, so a linear firm (logistic, ridge, "
-                                f"smoothed-hinge); got the '{getattr(problem.firm, 'name', type(problem.firm).__name__)}' firm")
+        require_differentiable(problem.firm, "the oracle portfolio")
         starts: list[dict[str, tuple[np.ndarray, float | None, dict]]] = [{} for _ in budgets]
         bounds: list[list[float]] = [[] for _ in budgets]
         errors: dict[str, str] = {}

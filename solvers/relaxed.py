@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fairflip._errors import FairflipError, check_budget
-from fairflip.firms import LinearFirm
+from fairflip.firms import require_differentiable
 from fairflip.methods import FlipMethod, FlipResult, SolveControl, register_method
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate, SurrogateKind, TemperatureSchedule
@@ -89,9 +89,7 @@ def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> Sof
     """The relaxed bilevel problem of a flip problem with a linear firm (objective on the validation split when
     the problem has one, else on the training rows with their original labels)."""
     firm = problem.firm
-    if not isinstance(firm, LinearFirm):
-        raise FairflipError(f"the relaxed oracle needs gradients, so a linear firm (logistic, ridge, smoothed-hinge); "
-                            f"got the '{getattr(firm, 'name', type(firm).__name__)}' firm")
+    require_differentiable(firm, "the relaxed oracle")
     dev, dt = firm.torch_device, firm.dtype
     # The problem's device cache: the design matrix is transferred once, the unflipped optimum warm-starts every
     # inner solve and its Hessian (large p) preconditions them.
@@ -186,7 +184,7 @@ class RelaxedOracle(FlipMethod):
             raise FairflipError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
         self.schedule = (TemperatureSchedule(temperature, temperature, "constant") if temperature is not None
                          else TemperatureSchedule(temperature_start, temperature_end, "geometric"))
-        self.surrogate = FairnessSurrogate(kind=surrogate, temperature=self.schedule.start)
+        self.surrogate = FairnessSurrogate(kind=surrogate, temperature=self.schedule.start, solver="oracle-relaxed")
         self.steps, self.lr = steps, lr
         self.gradient, self.unroll_steps, self.unroll_kind = gradient, unroll_steps, unroll_kind
         self.linear_solver = linear_solver

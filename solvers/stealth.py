@@ -28,7 +28,6 @@ import numpy as np
 from fairflip._errors import FairflipError, check_fraction
 from fairflip.cleaning import cross_val_proba, loss_cutoff, row_losses
 from fairflip.collective import Collective
-from fairflip.firms import LinearFirm
 from fairflip.methods import FlipMethod, FlipResult, get_method, register_method
 from fairflip.problem import FlipProblem
 
@@ -117,7 +116,7 @@ class StealthOracle(FlipMethod):
         Returns:
             (mask of shape (c,) over ``problem.candidates``, flipped-label losses shape (c,), the threshold).
         """
-        C = self.C if self.C is not None else (problem.firm.C if isinstance(problem.firm, LinearFirm) else 1.0)
+        C = self.C if self.C is not None else getattr(problem.firm, "C", 1.0)
         proba = cross_val_proba(problem.X, problem.y, C=C, folds=self.folds, seed=self.seed,
                                 sample_weight=problem.sample_weight)
         source = problem.collective.source_label

@@ -87,12 +87,45 @@ LOSSES: dict[str, Callable[[], MarginLoss]] = {
     "squared": _squared,
     "smoothed-hinge": _smoothed_hinge,
 }
+"""The loss registry (name -> zero-argument factory); add to it with :func:`register_loss`."""
+
+
+def register_loss(name: str) -> Callable[[Callable[[], MarginLoss]], Callable[[], MarginLoss]]:
+    """Decorator registering a zero-argument :class:`MarginLoss` factory under ``name``.
+
+    The loss must be written as l(f, y) = y * l1(f) + (1 - y) * l0(f) (so a soft label has a meaning and
+    ``dy_d1`` does not depend on y) and be twice differentiable with ``d2 >= 0`` (a convex inner problem).
+    ``LinearFirm(name)`` then trains with it, and every oracle differentiates through it.
+    """
+    from .._errors import FairflipError
+
+    if not isinstance(name, str) or not name or "," in name:
+        raise FairflipError(f"a loss name must be a non-empty string without commas, got {name!r}")
+
+    def deco(factory: Callable[[], MarginLoss]) -> Callable[[], MarginLoss]:
+        loss = factory()
+        if not isinstance(loss, MarginLoss):
+            raise FairflipError(f"the factory of loss '{name}' must return a MarginLoss, got {type(loss).__name__}")
+        LOSSES[name] = factory
+        return factory
+
+    return deco
+
+
+def available_losses() -> list[str]:
+    """Names of every registered loss."""
+    from ..plugins import load_env_plugins
+
+    load_env_plugins()
+    return list(LOSSES)
 
 
 def get_loss(name: str) -> MarginLoss:
-    """Return the loss called ``name`` (one of ``logistic``, ``squared``, ``smoothed-hinge``)."""
+    """Return the registered loss called ``name`` (built-ins ``logistic``, ``squared``, ``smoothed-hinge``)."""
     from .._errors import FairflipError
+    from ..plugins import load_env_plugins
 
+    load_env_plugins()
     if name not in LOSSES:
         raise FairflipError(f"unknown firm loss '{name}'; choose one of {sorted(LOSSES)}")
     return LOSSES[name]()
