@@ -6,14 +6,12 @@ Every check names the offending argument so that the CLI can print the message a
 
 from __future__ import annotations
 
-import numpy as np
-
 
 class FairflipError(ValueError):
     """Bad input to fairflip: the message names the argument or column at fault."""
 
 
-def check_binary(name: str, values: np.ndarray) -> np.ndarray:
+def check_binary(name: str, values: "np.ndarray") -> "np.ndarray":
     """Return ``values`` as an int64 array after checking it holds only 0 and 1.
 
     Args:
@@ -23,6 +21,8 @@ def check_binary(name: str, values: np.ndarray) -> np.ndarray:
     Returns:
         shape (n,), int64 with entries in {0, 1}.
     """
+    import numpy as np  # here, so that importing the error type (the CLI's --help does) stays light
+
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise FairflipError(f"{name} must be one-dimensional, got shape {arr.shape}")
@@ -41,6 +41,8 @@ def check_binary(name: str, values: np.ndarray) -> np.ndarray:
 
 def check_budget(budget: int) -> int:
     """Return ``budget`` as an int after checking it is a non-negative integer."""
+    import numpy as np
+
     if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
         raise FairflipError(f"budget must be a non-negative integer, got {budget!r}")
     if budget < 0:
@@ -50,6 +52,8 @@ def check_budget(budget: int) -> int:
 
 def check_fraction(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float after checking 0 < value <= 1 (or 0 <= value when allowed)."""
+    import numpy as np
+
     v = float(value)
     low_ok = v >= 0 if allow_zero else v > 0
     if not (low_ok and v <= 1) or np.isnan(v):
