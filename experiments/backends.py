@@ -7,17 +7,25 @@ per run whatever the backend.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import itertools
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal
 
 from fairflip._errors import FairflipError
 
-from .cells import Cell, run_cell
+if TYPE_CHECKING:  # cells imports torch; pool workers import this module first, and only need it to run a cell
+    from .cells import Cell
 
 BackendName = Literal["local", "ray"]
 
@@ -41,6 +49,8 @@ class Outcome:
 
 def execute(cell_dict: dict) -> tuple[dict | None, float, str | None]:
     """Run one cell given as a dict (what travels to worker processes); returns (result, runtime, error)."""
+    from .cells import Cell, run_cell
+
     cell = Cell.from_dict(cell_dict)
     t0 = time.perf_counter()
     try:
@@ -50,34 +60,122 @@ def execute(cell_dict: dict) -> tuple[dict | None, float, str | None]:
     return result, time.perf_counter() - t0, None
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def worker_init(parent: int) -> None:
+    """Initializer of every pool worker: the worker dies with its driver and leaves Ctrl-C to the driver.
+
+    - On Linux the kernel sends the worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so a
+      driver killed even by SIGKILL leaves no orphaned worker; elsewhere (and as a second line on Linux) a daemon
+      thread ends the worker within a second of its parent's death.
+    - SIGINT is ignored: Ctrl-C reaches the whole process group, and the driver alone decides to stop (it then
+      kills its workers at once instead of waiting for their cells).
+
+    Args:
+        parent: the driver's process id.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the driver died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="fairflip-parent-watch", daemon=True).start()
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started and kill the workers (their cells are lost and rerun)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        try:
+            proc.join(2)
+        except (OSError, ValueError, AssertionError):
+            pass
+
+
 class LocalBackend:
     """Cells in this process (``workers=1``) or in a pool of ``workers`` spawned processes.
 
-    Spawned (not forked) workers: torch's thread pools do not survive a fork safely.
+    Spawned (not forked) workers: torch's thread pools do not survive a fork safely. Cells are taken from the
+    given iterable lazily, at most ``workers`` in flight, so a runner can claim each cell just before it starts.
+    Workers die with the driver (see :func:`worker_init`); an exception or Ctrl-C in the driver kills them at
+    once instead of waiting for the cells in flight.
+
+    Args:
+        workers: number of processes (1: run in this process).
+        task: the function run per cell (a module-level function of the cell's dict returning
+            ``(result, runtime_s, error)``, like :func:`execute`); tests pass a lighter one.
     """
 
-    def __init__(self, *, workers: int = 1) -> None:
-        if workers < 1:
+    def __init__(self, *, workers: int = 1, task: Callable[[dict], tuple] = execute) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise FairflipError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
+        self.task = task
 
     def run(self, cells: Iterable[Cell]) -> Iterator[Outcome]:
         """Yield an Outcome per cell as each finishes."""
-        cells = list(cells)
-        if self.workers == 1 or len(cells) <= 1:
-            for cell in cells:
-                yield Outcome(cell, *execute(cell.to_dict()))
+        stream = iter(cells)
+        if self.workers == 1:
+            for cell in stream:
+                yield Outcome(cell, *self.task(cell.to_dict()))
             return
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn")) as pool:
-            pending = {pool.submit(execute, c.to_dict()): c for c in cells}
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        yield Outcome(pending.pop(fut), *fut.result())
-            finally:
-                for fut in pending:
-                    fut.cancel()
+        first = next(stream, None)
+        if first is None:
+            return
+        second = next(stream, None)
+        if second is None:
+            yield Outcome(first, *self.task(first.to_dict()))
+            return
+        stream = itertools.chain([first, second], stream)
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                   initializer=worker_init, initargs=(os.getpid(),))
+        finished_ok = False
+        try:
+            pending: dict = {}
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < self.workers:
+                    cell = next(stream, None)
+                    if cell is None:
+                        exhausted = True
+                        break
+                    pending[pool.submit(self.task, cell.to_dict())] = cell
+                if not pending:
+                    break
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    cell = pending.pop(fut)
+                    try:
+                        outcome = Outcome(cell, *fut.result())
+                    except BrokenProcessPool:
+                        raise
+                    except Exception:  # the task itself could not be sent or returned
+                        outcome = Outcome(cell, None, 0.0, traceback.format_exc())
+                    yield outcome
+            finished_ok = True
+        finally:
+            if finished_ok:
+                pool.shutdown(wait=True)
+            else:  # Ctrl-C, an error, or the consumer stopped early: do not wait for cells in flight
+                _kill_pool(pool)
 
     def close(self) -> None:
         """Nothing to release (the pool closes with each run)."""
@@ -120,16 +218,23 @@ class RayBackend:
         self._window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, cells: Iterable[Cell]) -> Iterator[Outcome]:
-        """Yield an Outcome per cell as each finishes; at most a window of tasks is in flight at once."""
+        """Yield an Outcome per cell as each finishes; at most a window of tasks is in flight at once, and cells
+        are taken from ``cells`` lazily (so a runner can claim each just before it is submitted)."""
         ray = self._ray
-        queue = list(cells)[::-1]
+        stream = iter(cells)
+        exhausted = False
         in_flight: dict = {}
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < self._window:
-                    cell = queue.pop()
+            while True:
+                while not exhausted and len(in_flight) < self._window:
+                    cell = next(stream, None)
+                    if cell is None:
+                        exhausted = True
+                        break
                     ref = self._task.options(**task_resources(cell)).remote(cell.to_dict())
                     in_flight[ref] = cell
+                if not in_flight:
+                    break
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
                     yield Outcome(in_flight.pop(ref), *ray.get(ref))
