@@ -201,8 +201,9 @@ def test_precision_at_m(causal):
 def test_relabeler_matches_the_strategy_and_is_an_sklearn_estimator(causal):
     X, y, a = causal.X_nogroup, causal.y, causal.a
     members = causal.collective.members
-    rel = CollectiveRelabeler("rb-label", budget=0.25, method_params={"k": 5})
-    y_new = rel.fit_transform(X, y, a=a, members=members)
+    rel = CollectiveRelabeler("rb-label", budget=0.25, direction="up", method_params={"k": 5})
+    X_out, y_new = rel.fit_resample(X, y, sensitive_features=a, members=members)
+    assert X_out is X
     M = resolve_budget(0.25, len(causal.candidates))
     expected = get_method("rb-label", k=5).select(causal, M).flipped
     np.testing.assert_array_equal(rel.flipped_, expected)
@@ -212,24 +213,23 @@ def test_relabeler_matches_the_strategy_and_is_an_sklearn_estimator(causal):
     assert params["method"] == "rb-label" and params["budget"] == 0.25 and params["method_params"] == {"k": 5}
     twin = clone(rel).set_params(method="rb-dist", budget=12)
     assert twin.get_params()["method"] == "rb-dist" and not hasattr(twin, "flipped_")
-    assert len(twin.fit(X, y, a=a, members=members).flipped_) == 12
+    assert len(twin.fit(X, y, sensitive_features=a, members=members).flipped_) == 12
 
 
 def test_relabeler_draws_its_collective_and_checks_inputs(causal):
     X, y, a = causal.X_nogroup, causal.y, causal.a
-    rel = CollectiveRelabeler("random", budget=5, collective=0.5, seed=1, known_majority=10).fit(X, y, a=a)
+    rel = CollectiveRelabeler("random", budget=5, collective=0.5, seed=1, known_majority=10).fit(
+        X, y, sensitive_features=a)
     assert rel.collective_.size == round(0.5 * a.sum()) and rel.collective_.known_majority.sum() == 10
     assert len(rel.flipped_) == 5 and not (rel.collective_.members & (a == 0)).any()
-    with pytest.raises(FairflipError, match="omniscient"):
-        CollectiveRelabeler("ideal", budget=5).fit(X, y, a=a)
-    with pytest.raises(FairflipError, match="rows given to fit"):
-        rel.transform(X[:-1], y[:-1])
-    with pytest.raises(FairflipError, match="fitted before transform"):
-        CollectiveRelabeler(budget=3).transform(X, y)
+    with pytest.raises(FairflipError, match="counterfactual label probabilities"):
+        CollectiveRelabeler("ideal", budget=5).fit(X, y, sensitive_features=a)
+    with pytest.raises(FairflipError, match="needs the group"):
+        CollectiveRelabeler(budget=3).fit(X, y)
     with pytest.raises(FairflipError, match="fraction of the candidates"):
-        CollectiveRelabeler(budget=1.5).fit(X, y, a=a)
+        CollectiveRelabeler(budget=1.5).fit(X, y, sensitive_features=a)
     with pytest.raises(FairflipError, match="X has"):
-        CollectiveRelabeler(budget=3).fit(X[:-1], y, a=a)
+        CollectiveRelabeler(budget=3).fit(X[:-1], y, sensitive_features=a)
 
 
 def test_bad_parameters_raise_clear_errors(causal):
