@@ -25,6 +25,7 @@ from fairflip._errors import FairflipError
 from fairflip.datasets import Dataset, load, stratified_split
 from fairflip.datasets.registry import REGISTRY
 from fairflip.problem import FlipProblem, build_problem, evaluate_flips
+from fairflip.transfer import retarget
 from fairflip.strategies.base import resolve_budget
 
 CellKind = Literal["flip", "firm_side", "transfer", "cleaning", "intersectional"]
@@ -323,7 +324,7 @@ def _run_flip(cell: Cell) -> dict:
     result, budget, select_time = _select(cell, src)
     if cell.kind == "transfer":
         # The same flipped rows, now given to another firm trained on the same prepared features.
-        problem = dataclasses.replace(problem, firm=_make_firm(cell.firm, seed=cell.seed, device=cell.device))
+        problem = retarget(problem, _make_firm(cell.firm, seed=cell.seed, device=cell.device))
     ev = evaluate_flips(problem, result.flipped, test=src.test_arrays)
     metrics = {k: ev["test"].get(k) for k in TEST_METRICS}
     metrics.update({f"train_{k}": ev["train"].get(k) for k in ("eqod", "eqod_worst", "dp", "error")})

@@ -107,6 +107,12 @@ class FlipProblem:
         return len(self.y)
 
     @property
+    def evaluation_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows the objective is measured on: the validation split ``(X (m, d), y (m,), a (m,))`` when the
+        problem has one, else the training rows with their original labels (m = n). The one place that decides."""
+        return (self.X, self.y, self.a) if self.validation is None else self.validation
+
+    @property
     def candidates(self) -> np.ndarray:
         """Candidate rows (members with the source label), shape (c,) int64 sorted."""
         return self.collective.candidates(self.y)
@@ -293,10 +299,7 @@ class FlipProblem:
     def _objective_of(self, flip_sets: list[np.ndarray], around: np.ndarray | None) -> np.ndarray:
         if not len(flip_sets):
             return np.zeros(0)
-        if self.validation is None:
-            X_eval, y_eval, a_eval = self.X, self.y, self.a
-        else:
-            X_eval, y_eval, a_eval = self.validation
+        X_eval, y_eval, a_eval = self.evaluation_set
         P = self.predictions(flip_sets, X_eval, around=around)
         objective = get_objective(self.objective)
         if not objective.has_gap_structure:
@@ -435,11 +438,9 @@ def evaluate_labels(
     pred = model.predict(problem.X)
     cf = None if problem.X_counterfactual is None else model.predict(problem.X_counterfactual)
     out = {"train": all_metrics(problem.y, pred, problem.a, y_pred_counterfactual=cf)}
-    if problem.validation is None:
-        out["objective"] = problem.objective_from_predictions(problem.y, pred, problem.a)
-    else:
-        Xv, yv, av = problem.validation
-        out["objective"] = problem.objective_from_predictions(yv, model.predict(Xv), av)
+    Xv, yv, av = problem.evaluation_set
+    pv = pred if problem.validation is None else model.predict(Xv)
+    out["objective"] = problem.objective_from_predictions(yv, pv, av)
     if test is not None:
         Xt, yt, at, Xt_cf = test
         pt = model.predict(Xt)

@@ -6,6 +6,7 @@ the original labels (its own no-flip baseline), and is measured on the test rows
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Sequence
 
@@ -16,8 +17,13 @@ from ._errors import FairflipError
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import available_firms, make_firm
-from .metrics import all_metrics
-from .problem import FlipProblem
+from .problem import FlipProblem, evaluate_flips
+
+
+def retarget(problem: FlipProblem, firm) -> FlipProblem:
+    """The same flip problem (rows, labels, collective, prepared features) trained by another ``firm``: what a
+    transfer measures. The flips chosen for ``problem`` apply to it unchanged."""
+    return dataclasses.replace(problem, firm=firm)
 
 
 def evaluate_transfer(
@@ -63,24 +69,21 @@ def evaluate_transfer(
             "pass the preparer that built the problem"
         )
     X_test_cf = preparer.transform(test, counterfactual_group=True) if preparer.include_group else None
-    y_flip = problem.flipped_labels(flipped)
+    test_arrays = (X_test, test.y, test.a, X_test_cf)
+    flipped = problem.check_flips(flipped)
     C = getattr(problem.firm, "C", 1.0)
     source = getattr(problem.firm, "name", type(problem.firm).__name__)
 
-    def measure(model) -> dict:
-        cf = None if X_test_cf is None else model.predict(X_test_cf)
-        return all_metrics(test.y, model.predict(X_test), test.a, y_pred_counterfactual=cf)
-
     rows = []
     for name in firms:
-        firm = make_firm(name, C=C, seed=seed)
+        target = retarget(problem, make_firm(name, C=C, seed=seed))
         start = time.perf_counter()
-        flipped_metrics = measure(firm.fit(problem.X, y_flip, sample_weight=problem.sample_weight))
-        base_metrics = measure(firm.fit(problem.X, problem.y, sample_weight=problem.sample_weight))
+        flipped_metrics = evaluate_flips(target, flipped, test=test_arrays)["test"]
+        base_metrics = evaluate_flips(target, np.zeros(0, dtype=np.int64), test=test_arrays)["test"]
         rows.append({
             "firm": name,
             "source_firm": source,
-            "n_flipped": int(np.count_nonzero(y_flip != problem.y)),
+            "n_flipped": int(len(flipped)),
             **flipped_metrics,
             **{f"{k}_base": v for k, v in base_metrics.items()},
             "runtime_s": time.perf_counter() - start,
