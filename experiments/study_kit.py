@@ -63,23 +63,41 @@ class StudyConfig:
 def load_config(name: str, *, quick: bool = False, seeds: int | None = None,
                 folder: str | os.PathLike | None = None) -> StudyConfig:
     """Read ``<name>.toml`` from ``folder`` (default: the packaged ``configs/``); ``quick`` applies its
-    ``[quick]`` table, ``seeds`` overrides the seed count."""
+    ``[quick]`` table, ``seeds`` overrides the seed count.
+
+    The config is checked against the declared schema (:mod:`fairflip.experiments.config_schema`): a TOML syntax
+    error, a missing table or key, an unknown key, dataset or method, or a value out of range raises one
+    :class:`FairflipError` naming the file and the key, before any cell is planned or run.
+    """
+    from .config_schema import check_seeds, validate_config
+
     if name not in STUDY_ORDER:
         raise FairflipError(f"unknown study '{name}'; choose from {', '.join(STUDY_ORDER)}")
+    if seeds is not None:
+        seeds = check_seeds(seeds)
     if folder is None:
+        source = f"packaged config {name}.toml"
         text = resources.files("fairflip.experiments").joinpath("configs", f"{name}.toml").read_text()
     else:
         path = Path(folder) / f"{name}.toml"
+        source = str(path)
+        if not Path(folder).is_dir():
+            raise FairflipError(f"config folder {str(folder)!r} is not a folder")
         if not path.is_file():
             raise FairflipError(f"no config for study '{name}' in {folder}")
-        text = path.read_text()
-    raw = tomllib.loads(text)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FairflipError(f"{source}: cannot be read as UTF-8 text ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FairflipError(f"{source}: TOML syntax error: {exc}") from None
+    validate_config(raw, study=name, source=source)
     grid = dict(raw["grid"])
     if quick:
         grid.update(raw.get("quick", {}))
     if seeds is not None:
-        if seeds < 1:
-            raise FairflipError(f"--seeds must be at least 1, got {seeds}")
         grid["seeds"] = seeds
     s = raw["study"]
     return StudyConfig(s["name"], int(s["number"]), s["title"], s["paper"], grid, quick)
@@ -105,6 +123,11 @@ class StudyResult:
         holds: True, False, or None when the study has no claim of the paper to test or no data.
         paper_rows: rows of the paper-versus-ours table (study, dataset, quantity, paper, ours).
         notes: what was skipped or is worth knowing.
+        captions: figure name -> caption (what is plotted, what the bars and bands are).
+        tables: title -> pivoted table (methods as rows, budgets or sizes as columns); shown instead of
+            ``table`` when present.
+        headline: a short clause for the report's first paragraph (what the study found, or why it is not
+            judged).
     """
 
     config: StudyConfig
@@ -114,6 +137,9 @@ class StudyResult:
     holds: bool | None
     paper_rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    captions: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    headline: str = ""
 
 
 # ---------------------------------------------------------------- planning helpers
@@ -176,25 +202,229 @@ def flip_plan(cfg: StudyConfig, methods_key: str = "methods", **kw) -> Plan:
 
 # ---------------------------------------------------------------- summary helpers
 
+# A claim is judged only with at least this many seeds; with fewer there is no spread to judge against.
+MIN_SEEDS_TO_JUDGE = 2
+# Two-sided confidence level of the intervals over seeds.
+CONFIDENCE = 0.95
+
+
 def mean_sd(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; 0 for one seed) and seed count of ``cols`` per group ``by``."""
+    """Mean, standard deviation (ddof 1; NaN for one seed) and seed count of ``cols`` per group ``by``."""
     g = frame.groupby(by, dropna=False, sort=True)[cols]
-    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_sd"))
+    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd"))
     out["n_seeds"] = g.size()
     return out.reset_index()
 
 
 def fmt(mean: float, sd: float | None = None) -> str:
-    """``0.123 ± 0.004`` (or ``0.123`` without a spread; ``n/a`` for NaN)."""
+    """``0.123 ± 0.004``; ``0.123`` without a spread (``sd`` None or NaN, e.g. one seed); ``n/a`` for NaN."""
     if mean is None or not np.isfinite(mean):
         return "n/a"
-    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+    if sd is None or not np.isfinite(sd):
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+@dataclass(frozen=True)
+class SeedEstimate:
+    """Mean of one quantity over seeds with its spread.
+
+    Attributes:
+        mean: the mean over seeds (NaN with no finite value).
+        sd: the standard deviation (ddof 1), None for fewer than two seeds.
+        n: the number of seeds with a finite value.
+        low, high: the two-sided :data:`CONFIDENCE` Student-t interval of the mean, None for fewer than two seeds.
+    """
+
+    mean: float
+    sd: float | None
+    n: int
+    low: float | None
+    high: float | None
+
+    def text(self, digits: int = 3) -> str:
+        """``0.123 (95% CI 0.101 to 0.145, 3 seeds)``, or ``0.123 (1 seed)`` without an interval."""
+        if self.n == 0:
+            return "n/a (no seed)"
+        if self.low is None:
+            return f"{self.mean:.{digits}f} ({self.n} seed{'s' if self.n != 1 else ''})"
+        return (f"{self.mean:.{digits}f} ({100 * CONFIDENCE:.0f}% CI {self.low:.{digits}f} to {self.high:.{digits}f}, "
+                f"{self.n} seeds)")
+
+
+def seed_estimate(values) -> SeedEstimate:
+    """The :class:`SeedEstimate` of ``values`` (shape (n_seeds,), one value per seed; NaNs are dropped)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return SeedEstimate(float("nan"), None, 0, None, None)
+    if len(v) < 2:
+        return SeedEstimate(float(v.mean()), None, len(v), None, None)
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(v) - 1)) * sd / np.sqrt(len(v))
+    return SeedEstimate(float(v.mean()), sd, len(v), float(v.mean()) - half, float(v.mean()) + half)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A criterion checked against a seed estimate.
+
+    Attributes:
+        holds: True when the whole confidence interval meets the criterion, False when none of it does, None when
+            it straddles the criterion or there are fewer than :data:`MIN_SEEDS_TO_JUDGE` seeds.
+        estimate: the seed estimate.
+        criterion: the criterion in words (with its tolerance).
+        reason: why it is not judged (empty when judged).
+    """
+
+    holds: bool | None
+    estimate: SeedEstimate
+    criterion: str
+    reason: str = ""
+
+    def text(self, digits: int = 3) -> str:
+        """``0.123 (95% CI ..., 3 seeds) against at most 0.020 + 0.005: holds``."""
+        word = {True: "met", False: "not met", None: f"not judged ({self.reason})"}[self.holds]
+        return f"{self.estimate.text(digits)} against {self.criterion}: {word}"
+
+
+def judge(values, *, at_least: float | None = None, at_most: float | None = None, tol: float = 0.0,
+          digits: int = 3) -> Judgement:
+    """Judge the criterion ``at_least - tol <= quantity <= at_most + tol`` from per-seed values.
+
+    Args:
+        values: the quantity, one value per seed (shape (n_seeds,)).
+        at_least, at_most: the criterion's bounds (at least one).
+        tol: the tolerance added outside each bound (the paper's numbers are approximate readings).
+        digits: decimals in the criterion's text.
+
+    Returns:
+        a :class:`Judgement`: met when the confidence interval over seeds lies inside the tolerated range, not met
+        when it lies wholly outside, not judged when it straddles a bound or with fewer than
+        :data:`MIN_SEEDS_TO_JUDGE` seeds.
+    """
+    if at_least is None and at_most is None:
+        raise FairflipError("judge needs at_least or at_most")
+    if tol < 0:
+        raise FairflipError(f"tol must be non-negative, got {tol}")
+    lo = -np.inf if at_least is None else at_least - tol
+    hi = np.inf if at_most is None else at_most + tol
+    t = f" (tolerance {tol:.{digits}f})" if tol else ""
+    if at_least is not None and at_most is not None:
+        crit = f"between {at_least:.{digits}f} and {at_most:.{digits}f}{t}"
+    elif at_least is not None:
+        crit = f"at least {at_least:.{digits}f}{t}"
+    else:
+        crit = f"at most {at_most:.{digits}f}{t}"
+    est = seed_estimate(values)
+    if est.n < MIN_SEEDS_TO_JUDGE:
+        return Judgement(None, est, crit, f"{est.n} seed{'s' if est.n != 1 else ''}; at least "
+                                          f"{MIN_SEEDS_TO_JUDGE} needed")
+    if lo <= est.low and est.high <= hi:
+        return Judgement(True, est, crit)
+    if est.high < lo or est.low > hi:
+        return Judgement(False, est, crit)
+    return Judgement(None, est, crit, "the confidence interval straddles the criterion")
+
+
+def combine(judgements) -> bool | None:
+    """False when any judgement is False, True when all are True (and there is one), None otherwise."""
+    js = [j.holds if isinstance(j, Judgement) else j for j in judgements]
+    if any(j is False for j in js):
+        return False
+    if js and all(j is True for j in js):
+        return True
+    return None
+
+
+def per_seed(frame: pd.DataFrame, value: str, keys: dict) -> pd.Series:
+    """``value`` of the rows of ``frame`` matching ``keys`` (column -> value), indexed by seed."""
+    sel = np.ones(len(frame), dtype=bool)
+    for k, v in keys.items():
+        sel &= (frame[k] == v).to_numpy() if not (isinstance(v, float) and np.isnan(v)) else frame[k].isna()
+    part = frame[sel]
+    return part.groupby("seed")[value].mean()
 
 
 def baseline_means(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, the unchanged firm's mean test EqOd and error over seeds."""
     b = frame[frame.method == "none"]
     return b.groupby("dataset")[["eqod", "error"]].mean()
+
+
+def baseline_text(frame: pd.DataFrame, cfg: "StudyConfig") -> str:
+    """The no-flip firm's test EqOd and error per dataset with the rows it was trained on, for a study's notes."""
+    b = frame[frame.method == "none"]
+    if b.empty:
+        return ""
+    parts = []
+    for ds, g in b.groupby("dataset"):
+        rows = cfg.max_rows(ds)
+        parts.append(f"{ds} ({f'{rows:,} rows' if rows else 'all rows'}): EqOd {fmt(g.eqod.mean(), g.eqod.std())}, "
+                     f"error {fmt(g.error.mean(), g.error.std())}")
+    return ("no-flip baseline of this study (it differs between studies that subsample differently): "
+            + "; ".join(parts))
+
+
+def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, label=None) -> pd.DataFrame:
+    """A pivoted table of ``mean ± sd`` strings: one row per ``rows`` group, one column per ``column`` value.
+
+    Args:
+        stats: a :func:`mean_sd` table holding ``value_mean``, ``value_sd`` and ``n_seeds``.
+        rows: the row keys (e.g. ``["dataset", "method"]``).
+        column: the column key (e.g. ``"budget_share"``).
+        value: the quantity (``"eqod"`` reads ``eqod_mean`` and ``eqod_sd``).
+        label: column value -> header text (default ``str``).
+
+    Returns:
+        a DataFrame with the row keys as columns, then one column per value of ``column`` (sorted), and a last
+        column ``seeds`` (the seed counts, ``"2-3"`` when they differ).
+    """
+    label = label or (lambda v: f"{v:g}" if isinstance(v, (float, np.floating)) else str(v))
+    cells = stats.assign(_cell=[fmt(m, s) for m, s in zip(stats[f"{value}_mean"], stats[f"{value}_sd"])],
+                         _col=stats[column].map(label))
+    order = [label(v) for v in sorted(stats[column].dropna().unique())]
+    if stats[column].isna().any():
+        order.append(label(np.nan))
+    wide = cells.pivot_table(index=rows, columns="_col", values="_cell", aggfunc="first", dropna=False)
+    wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("")
+    n = stats.groupby(rows, dropna=False).n_seeds.agg(lambda s: f"{s.min()}" if s.min() == s.max()
+                                                      else f"{s.min()}-{s.max()}")
+    wide["seeds"] = n
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+# The paper's reported points, approximate readings off the authors' poster (see PAPER.md): (x, y, label).
+PAPER_POINTS = {
+    # Study 2: best EqOd against collective size, COMPAS: 0.21 without flips, about 0.06 once saturated (~0.3).
+    ("collective_size", "compas"): [(0.0, 0.21, "no flips"), (0.3, 0.06, "saturated"), (0.4, 0.06, None)],
+    # Study 5 (EqOd against error): COMPAS firm-side methods error 0.33 -> 0.49 at EqOd near 0 (base EqOd 0.21);
+    # Adult base (0.137, 0.086) -> EqOd about 0.02 at unchanged error.
+    ("firm_side", "compas"): [(0.33, 0.21, "no flips"), (0.49, 0.0, "firm-side")],
+    ("firm_side", "adult"): [(0.137, 0.086, "no flips"), (0.137, 0.02, "collective")],
+    # Study 1 (EqOd against error): 6 flips, EqOd 0.13 -> 0.03 at error 0.15.
+    ("toy", "toy2d"): [(0.15, 0.13, "no flips"), (0.15, 0.03, "6 flips")],
+}
+PAPER_STYLE = dict(marker="*", s=140, facecolors="none", edgecolors="k", linewidths=1.0, zorder=5)
+
+
+def overlay_paper(ax, study: str, dataset: str, *, line: bool = False) -> bool:
+    """Draw the paper's points for (study, dataset) on ``ax`` as hollow black stars, annotated; ``line`` joins them
+    with a dotted line. Returns whether there were any."""
+    pts = PAPER_POINTS.get((study, dataset))
+    if not pts:
+        return False
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if line:
+        ax.plot(xs, ys, ls=":", c="k", lw=0.8, zorder=4)
+    ax.scatter(xs, ys, label="paper (approx.)", **PAPER_STYLE)
+    for x, y, text in pts:
+        if text:
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=6, color="0.2")
+    return True
 
 
 def new_grid(nrows: int, ncols: int, *, width: float = 4.2, height: float = 3.4):
@@ -215,17 +445,48 @@ def new_figure(ncols: int, *, width: float = 4.2, height: float = 3.4):
     return fig, axes[0]
 
 
+def legend_below(fig, axes, *, ncol: int = 4, fontsize: int = 7) -> None:
+    """One legend for the whole figure below its panels (so it hides no point), merging the panels' labelled
+    artists (first occurrence of each label wins)."""
+    seen: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    if not seen:
+        return
+    rows = -(-len(seen) // ncol)
+    fig.tight_layout(rect=(0, min(0.45, 0.05 * rows + 0.03), 1, 1))
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(ncol, len(seen)), fontsize=fontsize,
+               frameon=False)
+
+
 def no_data(cfg: StudyConfig, notes: list[str]) -> StudyResult:
-    return StudyResult(cfg, pd.DataFrame(), {}, "No finished cells: nothing to judge.", None, notes=notes)
+    return StudyResult(cfg, pd.DataFrame(), {}, "No finished cells: nothing to judge.", None, notes=notes,
+                       headline="no finished cells")
 
 
 def claim_word(holds: bool | None) -> str:
-    return {True: "holds", False: "does not hold", None: "cannot be judged"}[holds]
+    return {True: "holds", False: "does not hold", None: "is not judged"}[holds]
 
 
 def pretty(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    """Replace each ``c_mean``/``c_sd`` pair by one ``mean ± sd`` column."""
+    """Replace each ``c_mean``/``c_sd`` pair by one ``mean ± sd`` column (mean alone for one seed)."""
     out = table.copy()
     for c in cols:
         out[c] = [fmt(m, s) for m, s in zip(out.pop(f"{c}_mean"), out.pop(f"{c}_sd"))]
     return out
+
+
+# One colour and marker per method in every figure; oracles are drawn dashed.
+METHOD_COLOURS = {"rb-prob": "C0", "rb-label": "C1", "rb-dist": "C2", "random": "0.45", "oracle": "C8",
+                  "oracle-relaxed": "C4", "oracle-convex": "C5", "greedy": "C6", "massaging": "C9",
+                  "brute-force": "C3"}
+METHOD_MARKERS = {"rb-prob": "o", "rb-label": "s", "rb-dist": "^", "random": "v", "oracle": "D",
+                  "oracle-relaxed": "P", "oracle-convex": "X", "greedy": "h", "massaging": "<", "brute-force": ">"}
+
+
+def method_style(method: str, index: int = 0) -> dict:
+    """Line colour, style and marker of ``method`` (oracles dashed, the rest solid); ``index`` picks a colour for
+    an unlisted method."""
+    return {"color": METHOD_COLOURS.get(method, f"C{index % 10}"), "ls": "--" if method in ORACLES else "-",
+            "marker": METHOD_MARKERS.get(method, "o")}
