@@ -20,13 +20,14 @@ import pandas as pd
 
 from ._errors import FairflipError
 from .collective import Direction
+from .methods import ProgressFn
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm
 from .methods import get_method
 from .metrics import all_metrics
 from .problem import FlipProblem, build_problem
-from .strategies.base import ScoringStrategy, resolve_budget, top_m
+from .strategies.base import resolve_budget
 
 METRICS = ("eqod", "eqod_worst", "dp", "eqopp", "error", "error_minority", "error_majority", "success")
 """Test metrics reported per row (see :func:`fairflip.metrics.all_metrics`)."""
@@ -52,13 +53,14 @@ def _check_budgets(budgets: list) -> list:
     return [float(b) for b in budgets] if fractions else [int(b) for b in budgets]
 
 
-def _flip_sets(problem: FlipProblem, name: str, seed: int, params: dict, counts: list[int]) -> tuple[list, float, bool]:
-    """The flips of method ``name`` at each budget in ``counts`` (list of (k,) arrays), the selection time (s) and
-    whether the method is omniscient."""
+def _flip_sets(problem: FlipProblem, name: str, seed: int, params: dict, counts: list[int],
+               time_limit: float | None = None, progress: ProgressFn | None = None) -> tuple[list, float, bool, list]:
+    """The flips of method ``name`` at each budget in ``counts`` (list of (k,) arrays), the selection time (s),
+    whether the method is omniscient and each budget's result status."""
     method = get_method(name, seed=seed, **params)
     start = time.perf_counter()
-    sets = [r.flipped for r in method.select_many(problem, counts)]
-    return sets, time.perf_counter() - start, method.omniscient
+    results = method.select_many(problem, counts, time_limit=time_limit, progress=progress)
+    return [r.flipped for r in results], time.perf_counter() - start, method.omniscient, [r.status for r in results]
 
 
 def sweep(
@@ -71,12 +73,14 @@ def sweep(
     seeds: Sequence[int] = range(5),
     known_majority: int | None | Sequence[int | None] = None,
     members: np.ndarray | None = None,
-    direction: Direction = "up",
+    direction: Direction = "auto",
     firm: Firm | str = "logistic",
     C: float = 1.0,
     objective: str = "eqod",
     include_group: bool = True,
     method_params: Mapping[str, dict] | None = None,
+    time_limit: float | None = None,
+    progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """Run every method at every budget, collective fraction, access level and seed; retrain; measure.
 
@@ -90,16 +94,22 @@ def sweep(
         known_majority: None for full access, m for m known majority rows, or a sequence of these.
         members: shape (n,) explicit collective mask instead of drawn fractions (then seeds only vary methods'
             randomness and the majority sample).
-        direction: up, down or auto.
+        direction: up, down or auto (the default of every fairflip entry point: the minority's base rate moves
+            towards the majority's).
         firm, C, objective, include_group: as in :func:`fairflip.problem.build_problem`.
         method_params: per-method keyword parameters, e.g. ``{"rb-label": {"k": 5}}``.
+        time_limit: seconds allowed to each method call (one problem, all its budgets); an oracle past it
+            returns its incumbent and the row's ``status`` is ``time_limit``. None: no limit.
+        progress: callback receiving progress dicts (``stage``, ``done``, ``total`` over the method calls of the
+            sweep, and the running method's ``best`` and ``bound`` when it reports them).
 
     Returns:
         DataFrame with one row per (method, collective fraction, access, budget, seed) and the columns
         ``dataset, method, omniscient, collective_fraction, collective_size, access, known_majority, direction,
         budget`` (as given), ``max_flips`` (the budget as a count), ``seed, n_candidates, n_flipped``, the test
-        metrics :data:`METRICS`, ``objective`` (the in-sample objective after retraining) and ``select_s``
-        (seconds the method took to choose the flips of all budgets of that problem, on every row).
+        metrics :data:`METRICS`, ``objective`` (the in-sample objective after retraining), ``status`` (the
+        method's result status, see :data:`fairflip.methods.STATUSES`) and ``select_s`` (seconds the method
+        took to choose the flips of all budgets of that problem, on every row).
     """
     methods = _as_list(methods)
     budgets = _check_budgets(_as_list(budgets))
@@ -116,6 +126,7 @@ def sweep(
     X_test = prep.transform(test)
     X_test_cf = prep.transform(test, counterfactual_group=True) if include_group else None
     rows = []
+    tracker = _Tracker(progress, len(fractions) * len(accesses) * len(seeds) * len(methods))
     for frac in fractions:
         for m in accesses:
             for seed in seeds:
@@ -125,41 +136,68 @@ def sweep(
                 common = {"dataset": train.name, "seed": seed, "access": "full" if m is None else "restricted",
                           "collective_fraction": problem.collective.size / int(problem.a.sum()) if frac is None
                           else frac}
-                rows += _run_problem(problem, methods, budgets, params, seed, (X_test, X_test_cf, test), common)
+                rows += _run_problem(problem, methods, budgets, params, seed, (X_test, X_test_cf, test), common,
+                                     time_limit, tracker)
     order = ["dataset", "method", "omniscient", "collective_fraction", "collective_size", "access",
              "known_majority", "direction", "budget", "max_flips", "seed", "n_candidates", "n_flipped",
-             *METRICS, "objective", "select_s"]
+             *METRICS, "objective", "status", "select_s"]
     return pd.DataFrame(rows)[order]
 
 
+class _Tracker:
+    """Counts the sweep's method calls for the progress callback and relays each method's own reports."""
+
+    def __init__(self, progress: ProgressFn | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def method(self, name: str, seed: int) -> ProgressFn | None:
+        if self.progress is None:
+            return None
+        self.progress({"stage": f"{name} (seed {seed})", "done": self.done, "total": self.total,
+                       "best": None, "bound": None})
+
+        def relay(fields: dict) -> None:
+            self.progress({k: v for k, v in fields.items() if k in ("best", "bound")})
+
+        return relay
+
+    def finished(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress({"done": self.done, "total": self.total})
+
+
 def _run_problem(problem: FlipProblem, methods: list[str], budgets: list, params: dict, seed: int,
-                 test_data: tuple[np.ndarray, np.ndarray | None, Dataset], common: dict) -> list[dict]:
+                 test_data: tuple[np.ndarray, np.ndarray | None, Dataset], common: dict,
+                 time_limit: float | None = None, tracker: _Tracker | None = None) -> list[dict]:
     """Rows of every method and budget on one problem; ``test_data`` = (X_test, X_test_cf or None, test),
     ``common`` = the columns shared by every row of this problem."""
     X_test, X_test_cf, test = test_data
     n_cand = len(problem.candidates)
     counts = [resolve_budget(b, n_cand) for b in budgets]
-    chosen = {name: _flip_sets(problem, name, seed, params.get(name, {}), counts) for name in methods}
+    tracker = tracker or _Tracker(None, 0)
+    chosen = {}
+    for name in methods:
+        chosen[name] = _flip_sets(problem, name, seed, params.get(name, {}), counts, time_limit,
+                                  tracker.method(name, seed))
+        tracker.finished()
     # Retrain each distinct flip set once, all in one batch, predicting the evaluation, test and counterfactual
     # test rows from one stacked matrix.
     distinct: dict[bytes, int] = {}
     unique_sets = []
-    for sets, _, _ in chosen.values():
+    for sets, _, _, _ in chosen.values():
         for s in sets:
             key = s.tobytes()
             if key not in distinct:
                 distinct[key] = len(unique_sets)
                 unique_sets.append(s)
-    if problem.validation is None:
-        X_eval, y_eval, a_eval = problem.X, problem.y, problem.a
-    else:
-        X_eval, y_eval, a_eval = problem.validation
+    X_eval, y_eval, a_eval = problem.evaluation_set
     blocks = [X_eval, X_test] + ([] if X_test_cf is None else [X_test_cf])
     P = problem.predictions(unique_sets, np.vstack(blocks))
     n_eval, n_test = len(X_eval), len(X_test)
     rows = []
-    for name, (sets, seconds, omniscient) in chosen.items():
-        for budget, count, s in zip(budgets, counts, sets):
+    for name, (sets, seconds, omniscient, statuses) in chosen.items():
+        for budget, count, s, status in zip(budgets, counts, sets, statuses):
             pred = P[distinct[s.tobytes()]]
             p_test = pred[n_eval:n_eval + n_test]
             p_cf = None if X_test_cf is None else pred[n_eval + n_test:]
@@ -171,7 +209,7 @@ def _run_problem(problem: FlipProblem, methods: list[str], budgets: list, params
                 "n_candidates": n_cand, "n_flipped": len(s),
                 **{k: metrics.get(k, np.nan) for k in METRICS},
                 "objective": problem.objective_from_predictions(y_eval, pred[:n_eval], a_eval),
-                "select_s": seconds,
+                "status": status, "select_s": seconds,
             })
     return rows
 

@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fairflip.cli import main
-from fairflip.cli._common import print_json
+from fairflip.cli._inputs import print_json
 from fairflip.collective import make_collective
 from fairflip.datasets import load_table
 from fairflip.features import FeaturePreparer
@@ -226,9 +226,17 @@ def test_evaluate_bad_flips(tables, capsys):
 def test_datasets_lists_embedded(capsys):
     rc, out, err = run(["datasets"], capsys)
     assert rc == 0, err
-    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    lines = [line for line in out.splitlines() if line.strip()]
+    rows = {line.split()[0]: line for line in lines[1:]}
     for name, n in (("compas", 5278), ("adult", 48842), ("german", 1000)):
-        assert f" {n} rows" in rows[name]
+        assert rows[name].split()[1] == f"{n:,}"
+    # aligned: the right edge of the rows column and the start of the source column are the same on every line
+    header = lines[0]
+    edge = header.index("rows") + len("rows")
+    source = header.index("source")
+    for line in lines:
+        assert line[edge - 1] != " " and line[edge:edge + 2] == "  ", line
+        assert line[source - 2:source] == "  " and line[source] != " ", line
     rc, out, _ = run(["datasets", "--json"], capsys)
     listed = {d["name"]: d for d in json.loads(out)["datasets"]}
     assert listed["compas"]["rows"] == 5278 and listed["german"]["rows"] == 1000 and listed["adult"]["rows"] == 48842

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from .._errors import FairflipError
-from ..datasets import REGISTRY
-from ._common import print_json
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("datasets", help="list datasets with sizes and provenance")
@@ -14,7 +10,34 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def table_lines(rows: list[dict]) -> list[str]:
+    """The datasets as aligned text columns: name, rows, features, minority (share), source and licence or
+    status."""
+    head = ("name", "rows", "features", "minority", "source / status")
+    body = []
+    for r in rows:
+        if "rows" in r:
+            minority = ", ".join(f"{k}={v}" for k, v in r["minority"].items()) if isinstance(r["minority"], dict) \
+                else str(r["minority"])
+            body.append((r["name"], f"{r['rows']:,}", str(r["features"]), f"{minority} ({r['minority_share']:.1%})",
+                         f"{r['source']}; licence: {r['licence']}"))
+        else:
+            body.append((r["name"], "-", "-", "-", f"{r['description']}: {r['status']}"))
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(4)]
+    right = (False, True, True, False)
+
+    def fmt(row):
+        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row[:4], widths, right)]
+        return "  ".join([*cells, row[4]]).rstrip()
+
+    return [fmt(head), *(fmt(row) for row in body)]
+
+
 def run(args) -> int:
+    from .._errors import FairflipError
+    from ..datasets import REGISTRY
+    from ._inputs import print_json
+
     rows = []
     for name, entry in sorted(REGISTRY.items()):
         row = {"name": name, "embedded": entry.embedded, "description": entry.description}
@@ -31,10 +54,5 @@ def run(args) -> int:
     if args.json:
         print_json({"datasets": rows})
         return 0
-    for r in rows:
-        if "rows" in r:
-            print(f"{r['name']:12s} {r['rows']:>7d} rows {r['features']:>3d} features  minority {r['minority']} "
-                  f"({r['minority_share']:.1%})  {r['source']}; licence: {r['licence']}")
-        else:
-            print(f"{r['name']:12s} {r['description']}: {r['status']}")
+    print("\n".join(table_lines(rows)))
     return 0

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .._errors import FairflipError
-from ..problem import evaluate_labels
-from ._common import add_problem_args, print_json, problem_from_args, read_flips
+from ._args import add_problem_args
 
 
 def add_parser(sub) -> None:
@@ -18,12 +14,21 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
+    from .._errors import FairflipError
+    from ..problem import evaluate_labels
+    from ._inputs import load_inputs, prepare_problem_args, print_json, problem_from_args, read_flips
+    from ._output import flush_warnings
+
+    prepare_problem_args(args)
     flips = read_flips(args.flips)
-    problem, test_arrays = problem_from_args(args)
+    problem, test_arrays = problem_from_args(args, load_inputs(args))
     if len(flips) and flips.max() >= problem.n:
-        raise FairflipError(f"flips file names row {int(flips.max())} but the train table has {problem.n} rows")
+        raise FairflipError(f"--flips names row {int(flips.max())} but the train table has {problem.n} rows")
     if len(np.unique(flips)) != len(flips):
-        raise FairflipError("the flips file lists a row twice")
+        raise FairflipError("--flips lists a row twice")
+    flush_warnings()
     # A flips file may come from anywhere (another tool, another collective): flip exactly the rows it lists.
     y_train = problem.y.copy()
     y_train[flips] = 1 - y_train[flips]

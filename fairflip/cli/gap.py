@@ -2,57 +2,80 @@
 
 from __future__ import annotations
 
-import time
-
-from .._errors import FairflipError
-from ..gap import DEFAULT_HEURISTICS, gap_summary, optimality_gap
-from ._common import add_problem_args, load_inputs, parse_numbers, parse_params, print_json, write_atomic
+from . import _names
+from ._args import add_problem_args, add_time_limit_arg
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("gap", help="each heuristic's objective versus the (omniscient) oracle's, over budgets and seeds")
     add_problem_args(p)
     g = p.add_argument_group("gap")
-    g.add_argument("--budgets", default="10,25,50,100", help="comma-separated flip budgets (10,25,50,100)")
-    g.add_argument("--n-seeds", type=int, default=1, help="collective draws: seeds --seed .. --seed + n - 1 (1)")
-    g.add_argument("--methods", default=",".join(DEFAULT_HEURISTICS),
-                   help="heuristics compared with the oracle (the registered ones of the default list)")
+    g.add_argument("--budgets", default="10,25,50,100",
+                   help="comma-separated flip budgets: counts (e.g. 10,25) or fractions of the candidates in (0, 1) "
+                        "(e.g. 0.1,0.2), not mixed (10,25,50,100)")
+    g.add_argument("--n-seeds", default="1", help="collective draws: seeds --seed .. --seed + n - 1 (1; at most 1000)")
+    g.add_argument("--methods", default=",".join(_names.HEURISTICS),
+                   help=f"heuristics compared with the oracle ({','.join(_names.HEURISTICS)}, or any registered "
+                        "method)")
     g.add_argument("--oracle", default="oracle", help="reference method (oracle)")
     g.add_argument("--oracle-param", action="append", help="oracle parameter key=value (repeatable)")
+    add_time_limit_arg(g, "each method call (all budgets of one seed)")
     g.add_argument("--out", help="write the tidy gap table to this CSV")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    import time
+
+    from .._errors import FairflipError
+    from ..gap import gap_summary, optimality_gap
+    from . import _args
+    from ._inputs import check_out, load_inputs, make_method, prepare_problem_args, print_json, write_csv
+    from ._output import Progress, flush_warnings
+    from .sweep import format_table, seed_range
+
     start = time.perf_counter()
-    budgets = parse_numbers(args.budgets, "budgets")
-    if any(not isinstance(b, int) or b < 0 for b in budgets):
-        raise FairflipError(f"--budgets must be non-negative integers, got {args.budgets!r}")
-    if args.n_seeds < 1:
-        raise FairflipError(f"--n-seeds must be at least 1, got {args.n_seeds}")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    prepare_problem_args(args)
+    budgets = _args.parse_budgets(args.budgets, "--budgets")
+    n_seeds = _args.parse_int(args.n_seeds, "--n-seeds", low=1, high=_args.MAX_SEEDS)
+    seeds = seed_range(args.seed, n_seeds)
+    methods = _args.parse_names(args.methods, "--methods", allow_none=False)
+    if not args.oracle.strip():
+        raise FairflipError("--oracle is empty")
+    if args.oracle in methods:
+        raise FairflipError(f"--methods names the --oracle '{args.oracle}'; it is always compared")
+    for name in methods:
+        make_method(name, args.seed, {}, flag="--methods")
+    oracle_params = _args.parse_params(args.oracle_param, "--oracle-param")
+    make_method(args.oracle, args.seed, oracle_params, flag="--oracle")
+    check_out(args)
     train, test, members = load_inputs(args)
-    table = optimality_gap(
-        train, test, budgets=budgets, seeds=range(args.seed, args.seed + args.n_seeds), firm=args.firm, C=args.C,
-        collective_fraction=args.collective_fraction if args.collective_fraction is not None else 0.3,
-        members=members, direction=args.direction, known_majority=args.known_majority, objective=args.objective,
-        include_group=not args.no_group_feature, heuristics=methods, oracle=args.oracle,
-        oracle_params=parse_params(args.oracle_param),
-    )
+    flush_warnings()
+    progress = Progress("gap")
+    try:
+        table = optimality_gap(
+            train, test, budgets=budgets, seeds=seeds, firm=args.firm, C=args.C,
+            collective_fraction=args.collective_fraction if args.collective_fraction is not None else 0.3,
+            members=members, direction=args.direction, known_majority=args.known_majority, objective=args.objective,
+            include_group=not args.no_group_feature, heuristics=methods, oracle=args.oracle,
+            oracle_params=oracle_params, time_limit=args.time_limit, progress=progress,
+        )
+    finally:
+        progress.close()
     if args.out:
-        write_atomic(args.out, table)
+        write_csv(args.out, table)
     summary = gap_summary(table)
     runtime = time.perf_counter() - start
     if args.json:
         print_json({"summary": summary.to_dict(orient="records"), "n_rows": len(table), "runtime_s": runtime})
         return 0
-    wide = summary.pivot_table(index=["split", "budget"], columns="method", values="objective_mean")
-    print(f"{train.name}: {args.objective} of each method (mean over {args.n_seeds} seed(s)); the oracle is omniscient")
-    print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+    wide = summary.pivot_table(index=["split", "budget"], columns="method", values="objective_mean").reset_index()
+    print(f"{train.name}: {args.objective} of each method (mean over {n_seeds} seed(s)); the oracle is omniscient")
+    print(format_table(wide))
     bounds = table.loc[table["split"] == "in-sample", ["budget", "lower_bound"]].dropna()
     if len(bounds):
         print("certified lower bounds (in-sample): "
-              + ", ".join(f"M={int(b)}: {v:.4f}" for b, v in bounds.groupby("budget")["lower_bound"].mean().items()))
+              + ", ".join(f"M={b:g}: {v:.4f}" for b, v in bounds.groupby("budget")["lower_bound"].mean().items()))
     print(f"runtime {runtime:.1f}s" + (f"; table written to {args.out}" if args.out else ""))
     return 0

@@ -2,35 +2,73 @@
 
 from __future__ import annotations
 
-import os
-import sys
+from . import _names
 
 
 def add_parser(sub) -> None:
-    from fairflip.experiments.studies import STUDY_ORDER
-
     p = sub.add_parser("reproduce", help="run the studies (resumable) and write an HTML and Markdown report")
     p.add_argument("--quick", action="store_true",
                    help="a few minutes on 2 cores: COMPAS and Adult (subsampled), fewer seeds and budgets")
-    p.add_argument("--studies", nargs="+", choices=STUDY_ORDER, metavar="STUDY",
-                   help=f"studies to run (default: all): {', '.join(STUDY_ORDER)}")
+    p.add_argument("--studies", nargs="+", choices=_names.STUDIES, metavar="STUDY",
+                   help=f"studies to run (default: all): {', '.join(_names.STUDIES)}")
     p.add_argument("--out", default="results", help="output folder; a rerun resumes from its store (results/)")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local process pool (default) or Ray")
     p.add_argument("--address", help="Ray cluster address (auto, HOST:6379 or ray://HOST:10001); with --backend ray")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes, or CPUs of a local Ray instance (default: all cores)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 5, or 2 with --quick)")
+    p.add_argument("--workers", default=None,
+                   help="local worker processes, or CPUs of a local Ray instance (default: all cores; at most 1024)")
+    p.add_argument("--seeds", default=None, help="number of seeds (default: 5, or 2 with --quick; at most 1000)")
     p.add_argument("--configs", help="folder of study configs (<study>.toml) to use instead of the packaged ones")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from fairflip.experiments.reproduce import reproduce
+MAX_WORKERS = 1024
 
-    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
-    summary = reproduce(out=args.out, studies=args.studies, quick=args.quick, seeds=args.seeds,
+
+def _check_configs(args, names: list[str], seeds: int | None) -> None:
+    """Load every study config before any work, so a broken one is one clear error naming its file."""
+    from pathlib import Path
+
+    from .._errors import FairflipError
+    from ..experiments.study_kit import load_config
+
+    if args.configs is not None:
+        folder = Path(args.configs)
+        if not folder.is_dir():
+            raise FairflipError(f"--configs {args.configs!r} is not a folder")
+    for name in names:
+        try:
+            load_config(name, quick=args.quick, seeds=seeds, folder=args.configs)
+        except FairflipError as exc:
+            raise FairflipError(f"--configs: study '{name}': {exc}") from None
+        except Exception as exc:  # a TOML syntax error, a missing table: the config's fault, named as such
+            where = f"{args.configs}/{name}.toml" if args.configs else f"the packaged {name}.toml"
+            raise FairflipError(f"--configs: {where}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+
+
+def run(args) -> int:
+    import os
+    import sys
+
+    from .._errors import FairflipError
+    from .._io import check_output_dir
+    from ._args import MAX_SEEDS, parse_int
+    from ._output import flush_warnings
+
+    seeds = parse_int(args.seeds, "--seeds", low=1, high=MAX_SEEDS)
+    workers = parse_int(args.workers, "--workers", low=1, high=MAX_WORKERS)
+    if args.address is not None and args.backend != "ray":
+        raise FairflipError("--address names a Ray cluster; it needs --backend ray")
+    check_output_dir(args.out, name="--out")
+    names = list(args.studies) if args.studies else list(_names.STUDIES)
+    _check_configs(args, names, seeds)
+    flush_warnings()
+
+    from ..experiments.reproduce import reproduce
+
+    workers = workers if workers is not None else max(1, os.cpu_count() or 1)
+    summary = reproduce(out=args.out, studies=args.studies, quick=args.quick, seeds=seeds,
                         backend=args.backend, workers=workers, address=args.address,
                         progress=not args.no_progress and sys.stderr.isatty(), configs=args.configs)
     run_ = summary.run

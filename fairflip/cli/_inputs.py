@@ -1,0 +1,404 @@
+"""Reading and checking the input of the problem-building subcommands (imported only when a command runs).
+
+Everything here runs before the computation starts: argument values and their combinations, the registries' names
+(after plugins are loaded), the tables, the flips file and the output location. Each problem ends in one
+:class:`~fairflip._errors.FairflipError` that names the argument at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import FairflipError, check_binary
+from ..datasets import Dataset, Provenance, from_frame, load, stratified_split
+from ..datasets.table import read_table
+from . import _args
+from ._output import warn
+
+FEW_LEVELS = 10
+"""An integer feature with at most this many distinct values (and more than two) triggers the categorical hint."""
+SMALL_TEST_CELL = 5
+"""A test split with fewer rows than this in a (group, label) cell triggers the small-test warning."""
+MAX_FEATURE_ABS = 1e150
+"""Larger feature values cannot be standardised in float64 (their squares overflow)."""
+
+_DATA_ONLY = ("train", "test", "label", "group", "minority", "features", "categorical", "positive", "collective")
+
+
+# --------------------------------------------------------------------------------------------- registries
+
+def _registry(kind: str) -> list[str]:
+    """The names registered now (plugins included) for ``kind`` in methods, firms, objectives."""
+    if kind == "method":
+        from ..methods import available_methods
+        return available_methods()
+    if kind == "firm":
+        from .. import firms
+        if hasattr(firms, "available_firms"):
+            return list(firms.available_firms())
+        return list(firms.FIRMS)
+    if kind == "objective":
+        try:
+            from ..objectives import available_objectives
+        except ImportError:
+            from ..metrics import OBJECTIVES
+            return list(OBJECTIVES)
+        return list(available_objectives())
+    raise ValueError(kind)
+
+
+def check_name(kind: str, name: str, flag: str) -> str:
+    """``name`` after checking it is registered as a ``kind`` (method, firm or objective)."""
+    names = _registry(kind)
+    if name not in names:
+        raise FairflipError(f"{flag}: unknown {kind} {name!r}; choose one of {', '.join(names)}")
+    return name
+
+
+# --------------------------------------------------------------------------------------------- arguments
+
+def _given(args: argparse.Namespace, name: str) -> bool:
+    return getattr(args, name, None) is not None
+
+
+def prepare_problem_args(args: argparse.Namespace) -> None:
+    """Check the data, collective and firm arguments and replace their strings by checked values, in place.
+
+    Sets ``args.seed`` (int), ``args.collective_fraction`` (float or None), ``args.known_majority`` (int or
+    None), ``args.C`` (float), ``args.test_size`` (float), ``args.split_seed`` (int), ``args.group_cols``,
+    ``args.minority_values``, ``args.feature_cols``, ``args.categorical_cols`` (lists or None) and
+    ``args.time_limit`` (float or None, when the command has one).
+    """
+    if args.dataset is not None:
+        clash = [f"--{n.replace('_', '-')}" for n in _DATA_ONLY if _given(args, n)]
+        if clash:
+            raise FairflipError(f"--dataset cannot be combined with {', '.join(clash)} (those describe a --train "
+                                "table); give either --dataset or --train with its columns")
+        if not args.dataset.strip():
+            raise FairflipError("--dataset is empty")
+    else:
+        for flag in ("test_size", "split_seed"):
+            if _given(args, flag):
+                raise FairflipError(f"--{flag.replace('_', '-')} splits a --dataset; with --train give the held-out "
+                                    "rows as --test")
+        if not args.train:
+            raise FairflipError("missing --train (or --dataset)")
+        for name in ("label", "group", "minority"):
+            if not _given(args, name):
+                raise FairflipError(f"missing --{name}")
+            if not str(getattr(args, name)).strip():
+                raise FairflipError(f"--{name} is empty")
+    if _given(args, "collective") and _given(args, "collective_fraction"):
+        raise FairflipError("--collective (explicit members) and --collective-fraction (a drawn share) exclude each "
+                            "other; give one")
+    args.seed = _args.parse_seed(args.seed, "--seed")
+    args.collective_fraction = _args.parse_float(args.collective_fraction, "--collective-fraction", low=0.0,
+                                                 high=1.0, low_open=True)
+    args.known_majority = _args.parse_int(args.known_majority, "--known-majority", low=1)
+    args.C = _args.parse_float(args.C, "--C", low=0.0, low_open=True)
+    args.test_size = _args.parse_float(args.test_size if args.test_size is not None else 0.3, "--test-size",
+                                       low=0.0, high=1.0, low_open=True, high_open=True)
+    args.split_seed = _args.parse_seed(args.split_seed if args.split_seed is not None else 0, "--split-seed")
+    if hasattr(args, "time_limit"):
+        args.time_limit = _args.parse_float(args.time_limit, "--time-limit", low=0.0, low_open=True)
+    args.group_cols = _args.parse_names(args.group, "--group")
+    args.minority_values = None
+    if args.minority is not None:
+        args.minority_values = [v.strip() for v in args.minority.split(",")]
+        if not all(args.minority_values):
+            raise FairflipError(f"--minority has an empty value: {args.minority!r}")
+    if args.group_cols is not None and len(args.group_cols) != len(args.minority_values):
+        raise FairflipError(f"--group names {len(args.group_cols)} column(s) but --minority gives "
+                            f"{len(args.minority_values)} value(s)")
+    args.feature_cols = _args.parse_names(args.features, "--features")
+    args.categorical_cols = _args.parse_names(args.categorical, "--categorical")
+    if args.positive is not None and not args.positive.strip():
+        raise FairflipError("--positive is empty")
+    if args.label is not None:
+        if args.group_cols and args.label in args.group_cols:
+            raise FairflipError(f"--label '{args.label}' is also a --group column")
+        for flag, cols in (("--features", args.feature_cols), ("--categorical", args.categorical_cols)):
+            if cols and args.label in cols:
+                raise FairflipError(f"{flag} names the label column '{args.label}'; the label cannot be a feature")
+    if args.collective is not None and args.label is not None and args.collective == args.label:
+        raise FairflipError("--collective names the label column")
+    check_name("firm", args.firm, "--firm")
+    check_name("objective", args.objective, "--objective")
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+def _header(path: Path) -> list[str] | None:
+    """The header fields of a CSV file (plain or gzip), or None when it cannot be read as one."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return None
+    try:
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error, gzip.BadGzipFile):
+        return None
+
+
+def read_input_table(path: str, flag: str, *, allow_empty: bool = False) -> pd.DataFrame:
+    """Read the table ``path`` given as ``flag``: clear errors for a missing path, a folder, an unreadable or
+    damaged file, an empty table and duplicated column names."""
+    p = Path(path)
+    if not str(path).strip():
+        raise FairflipError(f"{flag} is empty")
+    if not p.exists():
+        raise FairflipError(f"{flag}: file not found: {p}")
+    if not p.is_file():
+        raise FairflipError(f"{flag}: {p} is not a regular file")
+    header = _header(p)
+    if header:
+        dup = sorted({c for c in header if header.count(c) > 1})
+        if dup:
+            raise FairflipError(f"{flag}: {p} has duplicated column name(s) {dup}")
+    try:
+        frame = read_table(p)
+    except FairflipError as exc:
+        raise FairflipError(f"{flag}: {exc}") from None
+    except Exception as exc:  # pyarrow, gzip, zlib and pandas raise many types for damaged files
+        raise FairflipError(f"{flag}: cannot read {p}: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+    if frame.columns.duplicated().any():
+        raise FairflipError(f"{flag}: {p} has duplicated column names {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+    if len(frame) == 0 and not allow_empty:
+        raise FairflipError(f"{flag}: {p} has no data rows")
+    return frame
+
+
+def _check_numeric_features(data: Dataset, flag: str) -> None:
+    """Numeric features must be finite and small enough to standardise without overflow."""
+    for c in data.numeric:
+        col = data.features[c].to_numpy(dtype=np.float64)
+        if not np.isfinite(col).all():
+            raise FairflipError(f"{flag}: numeric feature '{c}' holds inf or NaN")
+        if len(col) and np.abs(col).max() > MAX_FEATURE_ABS:
+            raise FairflipError(f"{flag}: numeric feature '{c}' holds {np.abs(col).max():.3g}, too large to "
+                                f"standardise (at most {MAX_FEATURE_ABS:g} in absolute value)")
+
+
+def _hint_integer_categories(frame: pd.DataFrame, data: Dataset, named: list[str] | None) -> None:
+    for c in data.numeric:
+        if named and c in named:
+            continue
+        raw = frame[c]
+        if raw.dtype.kind in "iu":
+            levels = raw.nunique(dropna=True)
+            if 2 < levels <= FEW_LEVELS:
+                warn(f"feature '{c}' holds integers with only {levels} distinct values and is treated as numeric; "
+                     f"if it codes categories, name it in --categorical")
+
+
+def _table_dataset(frame: pd.DataFrame, path: str, args: argparse.Namespace, flag: str, *,
+                   features: list[str] | None, categorical: list[str] | None) -> Dataset:
+    minority = dict(zip(args.group_cols, args.minority_values))
+    try:
+        return from_frame(frame, name=Path(path).name.split(".")[0], label=args.label, minority=minority,
+                          features=features, categorical=categorical, positive=args.positive,
+                          provenance=Provenance(source=f"user table {Path(path).name}", url="", licence="user's"))
+    except FairflipError as exc:
+        raise FairflipError(f"{flag}: {exc}") from None
+
+
+def _warn_small_test(test: Dataset, flag: str) -> None:
+    cells = {(a, y): int(((test.a == a) & (test.y == y)).sum()) for a in (0, 1) for y in (0, 1)}
+    small = {k: v for k, v in cells.items() if v < SMALL_TEST_CELL}
+    if small:
+        parts = ", ".join(f"{'minority' if a else 'majority'} label {y}: {v}" for (a, y), v in small.items())
+        warn(f"the test split ({flag}) has few rows in some (group, label) cells ({parts}); its metrics are noisy "
+             f"or undefined")
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[Dataset, Dataset | None, np.ndarray | None]:
+    """Return (train, test or None, explicit collective mask or None) from checked arguments
+    (see :func:`prepare_problem_args`)."""
+    if args.dataset is not None:
+        try:
+            data = load(args.dataset)
+        except FairflipError as exc:
+            raise FairflipError(f"--dataset: {exc}") from None
+        try:
+            train, test = stratified_split(data, test_size=args.test_size, seed=args.split_seed)
+        except FairflipError as exc:
+            raise FairflipError(f"--test-size {args.test_size}: {exc}") from None
+        _warn_small_test(test, "--test-size")
+        return train, test, None
+    frame = read_input_table(args.train, "--train")
+    features = args.feature_cols
+    if features is None and args.collective:
+        features = [c for c in frame.columns if c not in (args.label, args.collective, *args.group_cols)]
+    if args.categorical_cols:
+        pool = features if features is not None else [c for c in frame.columns
+                                                       if c != args.label and c not in args.group_cols]
+        absent = [c for c in args.categorical_cols if c not in pool]
+        if absent:
+            raise FairflipError(f"--categorical names {absent}, which are not feature columns of --train")
+    categorical = None
+    if args.categorical_cols:
+        # the named columns plus the non-numeric ones, which are categorical anyway
+        pool = features if features is not None else [c for c in frame.columns
+                                                       if c != args.label and c not in args.group_cols]
+        categorical = [c for c in pool if c in args.categorical_cols or frame[c].dtype.kind not in "iufb"]
+    train = _table_dataset(frame, args.train, args, "--train", features=features, categorical=categorical)
+    _check_numeric_features(train, "--train")
+    _hint_integer_categories(frame, train, args.categorical_cols)
+    missing_groups = [c for c in args.group_cols if frame[c].isna().any()]
+    if missing_groups:
+        warn(f"--train: group column(s) {missing_groups} have missing values; those rows count as majority")
+    members = None
+    if args.collective:
+        if args.collective not in frame.columns:
+            raise FairflipError(f"--collective: column '{args.collective}' not found in {args.train}")
+        col = frame[args.collective]
+        if col.isna().any():
+            raise FairflipError(f"--collective: column '{args.collective}' has missing values")
+        try:
+            members = check_binary(f"--collective column '{args.collective}'", col.to_numpy())
+        except FairflipError as exc:
+            raise FairflipError(f"--collective: {exc}") from None
+        if not (members.astype(bool) & train.a.astype(bool)).any():
+            raise FairflipError(f"--collective: column '{args.collective}' marks no minority row; the collective is "
+                                "empty")
+    test = None
+    if args.test:
+        tframe = read_input_table(args.test, "--test")
+        if args.test == args.train or os.path.realpath(args.test) == os.path.realpath(args.train):
+            warn("--test is the --train table; test metrics are then in-sample")
+        absent = [c for c in [*train.features.columns, args.label, *args.group_cols] if c not in tframe.columns]
+        if absent:
+            raise FairflipError(f"--test: column(s) {absent} of --train are missing")
+        test = _table_dataset(tframe, args.test, args, "--test", features=list(train.features.columns),
+                              categorical=list(train.categorical))
+        _check_numeric_features(test, "--test")
+        _warn_small_test(test, "--test")
+    return train, test, members
+
+
+def problem_from_args(args: argparse.Namespace, loaded=None):
+    """Build the flip problem the checked arguments describe.
+
+    Args:
+        args: checked by :func:`prepare_problem_args`.
+        loaded: the (train, test, members) of :func:`load_inputs` when already read.
+
+    Returns:
+        (problem, test_arrays or None) where test_arrays = (X_test, y_test, a_test, X_test_counterfactual).
+    """
+    from ..problem import build_problem
+
+    train, test, members = loaded if loaded is not None else load_inputs(args)
+    fraction = None if members is not None else (
+        args.collective_fraction if args.collective_fraction is not None else 0.3)
+    problem, prep = build_problem(
+        train, firm=args.firm, C=args.C, collective_fraction=fraction, members=members,
+        direction=args.direction, known_majority=args.known_majority, objective=args.objective,
+        include_group=not args.no_group_feature, seed=args.seed,
+    )
+    test_arrays = None
+    if test is not None:
+        test_arrays = (prep.transform(test), test.y, test.a,
+                       prep.transform(test, counterfactual_group=True) if prep.include_group else None)
+    return problem, test_arrays
+
+
+# --------------------------------------------------------------------------------------------- methods
+
+def make_method(name: str, seed: int, params: dict, flag: str = "--method"):
+    """The registered method ``name`` built with ``seed`` and keyword ``params`` (each bad one named)."""
+    from ..methods import get_method
+
+    check_name("method", name, flag)
+    try:
+        return get_method(name, seed=seed, **params)
+    except FairflipError as exc:
+        raise FairflipError(f"{flag} {name}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise FairflipError(f"{flag} {name}: bad parameters: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------- files
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """The files the command reads (an output must not be one of them)."""
+    return [p for p in (getattr(args, "train", None), getattr(args, "test", None), getattr(args, "flips", None))
+            if p]
+
+
+def check_out(args: argparse.Namespace, flag: str = "--out") -> None:
+    """Check ``args.out`` (when given) before any work: a writable file that is none of the inputs."""
+    if getattr(args, "out", None) is None:
+        return
+    from .._io import check_output_path
+
+    check_output_path(args.out, inputs=input_paths(args), name=flag)
+
+
+def write_csv(path: str, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as CSV to ``path`` in one step (no partial file is ever left)."""
+    from .._io import atomic_write
+
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+MAX_ROW = 2**62
+
+
+def read_flips(path: str, flag: str = "--flips") -> np.ndarray:
+    """Read a flips file written by ``fairflip flip --out`` (a ``row`` column of 0-based row indices).
+
+    Returns:
+        shape (k,) int64, the rows in file order.
+    """
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        raise FairflipError(f"{flag}: {path} is empty (it needs a 'row' column)")
+    frame = read_input_table(path, flag, allow_empty=True)
+    if "row" not in frame.columns:
+        raise FairflipError(f"{flag}: {path} has no 'row' column")
+    col = frame["row"]
+    if col.dtype == bool or col.dtype.kind not in "iuf" and col.astype(str).str.strip().str.lower().isin(
+            ["true", "false"]).any():
+        raise FairflipError(f"{flag}: 'row' holds True/False; it must hold integer row indices")
+    rows = pd.to_numeric(col, errors="coerce")
+    if rows.isna().any():
+        raise FairflipError(f"{flag}: 'row' must hold integer row indices; found a missing or non-numeric value")
+    values = rows.to_numpy(dtype=np.float64) if rows.dtype.kind == "f" else rows.to_numpy()
+    if (values < 0).any():
+        raise FairflipError(f"{flag}: 'row' must hold non-negative integers; found {values[values < 0][0]}")
+    if rows.dtype.kind == "f" and (np.mod(values, 1) != 0).any():
+        raise FairflipError(f"{flag}: 'row' must hold whole numbers; found {values[np.mod(values, 1) != 0][0]}")
+    if (values >= MAX_ROW).any():
+        raise FairflipError(f"{flag}: 'row' holds {values.max():.6g}, far beyond any table")
+    return np.asarray(values, dtype=np.int64)
+
+
+def print_json(obj: dict) -> None:
+    """Print exactly one JSON object on stdout (NaN is not valid JSON, so it becomes null)."""
+    def clean(o):
+        if isinstance(o, float) and not np.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.ndarray):  # methods may report arrays in their info
+            return clean(o.tolist())
+        if isinstance(o, np.generic):
+            return clean(o.item())
+        if isinstance(o, (str, int, float, bool)) or o is None:
+            return o
+        return str(o)
+    sys.stdout.write(json.dumps(clean(obj)) + "\n")
