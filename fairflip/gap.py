@@ -21,6 +21,7 @@ from .collective import Direction
 from .datasets import Dataset
 from .methods import HEURISTICS, available_methods, get_method
 from .problem import build_problem
+from .strategies.base import resolve_budget
 
 DEFAULT_HEURISTICS = HEURISTICS
 GAP_COLUMNS = ["seed", "budget", "method", "split", "objective", "oracle_objective", "gap", "lower_bound",
@@ -44,13 +45,16 @@ def optimality_gap(
     heuristics: Sequence[str] | None = None,
     oracle: str = "oracle",
     oracle_params: dict | None = None,
+    time_limit: float | None = None,
+    progress=None,
 ) -> pd.DataFrame:
     """Each heuristic's objective, the oracle's, the oracle's bound and the gaps, over seeds and budgets.
 
     Args:
         train: training rows (n); the collective is drawn among them.
         test: held-out rows for the ``test`` split (None: in-sample rows only).
-        budgets: flip budgets M.
+        budgets: flip budgets M: counts (int), or fractions of the candidates (float in [0, 1]) resolved per
+            seed; the ``budget`` column holds them as given.
         seeds: seeds of the collective draw and of seeded heuristics (one run per seed).
         firm, C, collective_fraction, members, direction, known_majority, objective, include_group: as in
             :func:`fairflip.problem.build_problem`.
@@ -58,6 +62,8 @@ def optimality_gap(
             rb-label, rb-dist, massaging).
         oracle: the reference method (``oracle`` by default; any registered method).
         oracle_params: keyword options of the oracle.
+        time_limit: seconds allowed to each method call (all budgets of one seed); passed to ``select_many``.
+        progress: progress callback passed to every ``select_many`` (see :data:`fairflip.methods.ProgressFn`).
 
     Returns:
         a tidy DataFrame with one row per (seed, budget, method, split) and columns ``seed, budget, method,
@@ -65,7 +71,7 @@ def optimality_gap(
         oracle's), ``lower_bound`` and ``gap_to_bound`` (in-sample rows, NaN when the oracle has no certified
         bound), ``n_flipped`` and ``time_s`` (the method's selection time). The oracle has rows too (gap 0).
     """
-    budgets = [check_budget(b) for b in budgets]
+    budgets = [b if isinstance(b, float) else check_budget(b) for b in budgets]
     if not budgets or not len(seeds):
         raise FairflipError("give at least one budget and one seed")
     registered = set(available_methods())
@@ -83,7 +89,9 @@ def optimality_gap(
         chosen: dict[str, list[tuple[np.ndarray, float | None, float]]] = {}
         for name in [*heuristics, oracle]:
             params = dict(oracle_params or {}) if name == oracle else {}
-            results = get_method(name, seed=int(seed), **params).select_many(problem, budgets)
+            counts = [resolve_budget(b, len(problem.candidates)) for b in budgets]
+            results = get_method(name, seed=int(seed), **params).select_many(
+                problem, counts, time_limit=time_limit, progress=progress)
             chosen[name] = [(r.flipped, r.lower_bound, r.runtime_s) for r in results]
         names = list(chosen)
         sets = [chosen[n][b][0] for n in names for b in range(len(budgets))]
