@@ -61,6 +61,7 @@ from fairflip.firms import LinearFirm, require_differentiable
 from fairflip.methods import FlipMethod, FlipResult, register_method
 from fairflip.problem import FlipProblem
 
+from .certificate import meets
 from .implicit import label_jacobian
 from .milp import (AffineScores, FairnessGaps, SolveReport, exact_threshold_problem, fairness_gaps,
                    score_gap_problem, solve)
@@ -154,8 +155,7 @@ class ConvexOracle(FlipMethod):
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         firm = problem.firm
         require_differentiable(firm, "oracle-convex")
-        X_eval, y_eval, a_eval = (problem.X, problem.y, problem.a) if problem.validation is None \
-            else problem.validation
+        X_eval, y_eval, a_eval = problem.evaluation_set
         gaps = fairness_gaps(problem.objective, y_eval, a_eval)
         formulation = self.resolve_formulation(len(y_eval))
         none = np.zeros(0, dtype=np.int64)
@@ -253,26 +253,20 @@ class ConvexOracle(FlipMethod):
                           solver=rounds[-1]["solver_version"], info=info)
 
 
-OPTIMAL_REL_GAP = 1e-6
-"""A result is ``optimal`` when its true objective is within this relative gap of its certified bound (HiGHS's
-``mip_rel_gap``), or within 1e-9 absolutely."""
-
-
 def certify(result: FlipResult, bound: float, mip_gap: float | None = None) -> None:
     """Attach a MILP's dual ``bound`` to ``result`` (whose ``objective`` is a retrained flip set's true value).
 
     The true objective is >= 0, so a bound <= 0 is reported as the trivial bound 0 (``bound_source="trivial"``);
     otherwise the source is ``milp-dual``. A bound above ``result.objective`` is withdrawn and flagged
     (:meth:`FlipResult.check_bound`). ``status`` becomes ``optimal`` when objective and bound meet (see
-    :data:`OPTIMAL_REL_GAP`); ``mip_gap`` is then the solver's own relative gap.
+    :func:`solvers.certificate.meets`); ``mip_gap`` is the solver's own relative gap.
     """
     trivial = not (bound > 0)
     result.lower_bound = 0.0 if trivial else float(bound)
     result.bound_source = "trivial" if trivial else "milp-dual"
     result.mip_gap = None if mip_gap is None else float(mip_gap)
     result.check_bound()
-    if result.lower_bound is not None and result.objective is not None \
-            and result.objective - result.lower_bound <= max(1e-9, OPTIMAL_REL_GAP * abs(result.objective)):
+    if meets(result.objective, result.lower_bound):
         result.status = "optimal"
 
 

@@ -196,6 +196,32 @@ def test_time_limit_keeps_incumbent_and_a_valid_bound(compas):
     assert result.info["status"] == "user_limit"
     assert result.info["true_objective"] < result.info["objective_no_flips"]
     assert result.lower_bound is not None and 0 <= result.lower_bound <= result.info["true_objective"]
+    # The typed fields: a time-limited run, its true objective, a labelled bound, a load-dependent answer.
+    assert result.time_limit_hit and result.info["load_dependent"]
+    assert result.objective == pytest.approx(float(problem.objective_of([result.flipped])[0]), abs=1e-12)
+    assert result.status in ("time_limit", "optimal")
+    assert result.bound_source == ("trivial" if result.lower_bound == 0 else "milp-dual")
+    assert result.solver.startswith("HIGHS ")
+
+
+def test_typed_fields_of_a_proven_optimum_and_reproducible_runs():
+    problem = tiny_problem(4, objective="eqod")
+    first = ConvexOracle(formulation="exact-milp", seed=3).select(problem, 2)
+    second = ConvexOracle(formulation="exact-milp", seed=3).select(problem, 2)
+    optimum = brute_force(problem, 2)
+    for r in (first, second):
+        assert r.status == "optimal" and r.bound_source in ("milp-dual", "trivial")
+        assert r.objective == pytest.approx(optimum, abs=1e-12)
+        assert r.solver_objective == pytest.approx(optimum, abs=1e-7)
+        assert r.lower_bound <= optimum + 1e-9 and not r.time_limit_hit and not r.bound_inconsistent
+        assert r.info["solver_options"]["threads"] == 1 and r.info["solver_options"]["random_seed"] == 3
+        assert not r.info["load_dependent"]
+    assert np.array_equal(first.flipped, second.flipped) and first.lower_bound == second.lower_bound
+    # A surrogate formulation reports its own value apart from the true objective, and no bound.
+    lp = ConvexOracle(formulation="score-gap-lp").select(problem, 2)
+    assert lp.lower_bound is None and lp.bound_source is None and lp.status == "feasible"
+    assert lp.objective == pytest.approx(float(problem.objective_of([lp.flipped])[0]), abs=1e-12)
+    assert lp.info["solver_objective_kind"] == "score-gap-lp"
 
 
 # ----- reporting and other solvers -----
@@ -214,6 +240,8 @@ def test_budget_zero_returns_no_flips_with_exact_value():
     result = ConvexOracle().select(problem, 0)
     assert len(result.flipped) == 0
     assert result.lower_bound == pytest.approx(float(problem.objective_of([np.zeros(0, dtype=np.int64)])[0]))
+    assert result.status == "optimal" and result.bound_source == "enumeration"
+    assert result.objective == result.lower_bound
 
 
 def test_other_installed_solvers_agree():
@@ -237,11 +265,13 @@ def test_bad_inputs_raise():
         ConvexOracle(formulation="exact-milp", solver="CLARABEL")
     with pytest.raises(FairflipError, match="time_limit must be positive"):
         ConvexOracle(time_limit=0)
+    with pytest.raises(FairflipError, match="tolerance must be a positive number"):
+        ConvexOracle(tolerance=0.0)
     with pytest.raises(FairflipError, match="radius must be a positive integer"):
         ConvexOracle(radius=0)
     problem = tiny_problem(0)
     problem.firm = make_firm("gbdt")
-    with pytest.raises(FairflipError, match="'gbdt' firm is not linear"):
+    with pytest.raises(FairflipError, match="got the 'gbdt' firm"):
         ConvexOracle().select(problem, 2)
     problem = tiny_problem(0)
     problem.a[:] = 0
