@@ -97,3 +97,30 @@ def test_local_search_respects_the_evaluation_cap():
     with pytest.raises(FairflipError, match="positive"):
         local_search(problem, problem.candidates[:2], 3, neighbourhood=0)
     assert math.isfinite(found.objective)
+
+
+def test_enumeration_shares_one_pass_and_reports_proven_optima():
+    from fairflip.methods import SolveControl
+    from fairflip.solvers.exact import enumerate_optimum, enumeration_cost
+
+    problem = tiny_problem(2, n_members=6)
+    cands = problem.candidates
+    found = enumerate_optimum(problem, [0, 1, 3], batch_size=5)
+    for e, M in zip(found, [0, 1, 3]):
+        sets = [np.array(s, dtype=np.int64) for k in range(M + 1) for s in itertools.combinations(cands, k)]
+        values = [evaluate_flips(problem, s)["objective"] for s in sets]
+        assert e.complete and e.n_sets == len(sets)
+        assert e.objective == pytest.approx(min(values), abs=1e-12)
+        assert evaluate_flips(problem, e.flipped)["objective"] == pytest.approx(min(values), abs=1e-12)
+    results = get_method("brute-force").select_many(problem, [1, 3])
+    for r, e in zip(results, found[1:]):
+        assert r.status == "optimal" and r.bound_source == "enumeration" and r.lower_bound == r.objective
+        assert r.objective == pytest.approx(e.objective, abs=1e-12)
+    # A time limit that has already passed stops after the first batch: no budget beyond it is proven.
+    control = SolveControl(time_limit=1e-9)
+    stopped = enumerate_optimum(problem, [3], batch_size=4, control=control)[0]
+    assert not stopped.complete and stopped.n_sets == 4
+    cost = enumeration_cost(problem, 3, probe=4)
+    assert cost["n_sets"] == count_flip_sets(len(cands), 3)
+    assert cost["seconds_per_set"] > 0 and cost["seconds"] == pytest.approx(cost["n_sets"] * cost["seconds_per_set"])
+    assert enumeration_cost(problem, 3, max_sets=10)["seconds"] == math.inf
