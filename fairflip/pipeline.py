@@ -151,11 +151,7 @@ class CollectiveActionClassifier(RelabelParams, MetaEstimatorMixin, ClassifierMi
     def _inner_X(self, X: Any) -> Any:
         check_is_fitted(self, "estimator_")
         X = as_table(X)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            got = X.shape[1] if X.ndim == 2 else X.shape
-            raise FairflipError(f"X has {got} features, but {type(self).__name__} is expecting "
-                                f"{self.n_features_in_} features as input")
+        validate_data(self, X, reset=False, skip_check_array=True)  # number and names of the columns
         if not self._drops_sensitive():
             return X
         group, rest = split_sensitive(X, self.sensitive_feature)

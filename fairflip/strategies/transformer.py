@@ -318,8 +318,11 @@ class CollectiveRelabeler(RelabelParams, BaseEstimator):
         classes_: shape (2,) label values; n_features_in_: number of columns of X.
     """
 
-    # Samplers are called through fit_resample; scikit-learn only generates request setters for its own methods.
+    # A sampler is called through fit_resample: request the group there with
+    # set_fit_resample_request(sensitive_features=True) (scikit-learn generates setters only for its own methods).
+    # imbalanced-learn's Pipeline also routes to fit, which it never calls on a sampler: not requested there.
     set_fit_resample_request = RequestMethod("fit_resample", ["members", "sensitive_features"])
+    __metadata_request__fit = {"members": False, "sensitive_features": False}
 
     def __init__(self, method: str = "rb-label", *, budget: int | float = 0.1, collective: float = 0.3,
                  direction: str = "auto", known_majority: int | None = None,
