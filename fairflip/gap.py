@@ -5,12 +5,18 @@ flips for every budget; each flip set is then retrained exactly and scored with 
 training rows (in-sample, what the oracle minimises) and on the test split. The gap of a method is its
 objective minus the oracle's (positive = the oracle is better). The oracle is omniscient, so the gap measures
 what a collective leaves on the table, not a strategy it could run. When the oracle reports a certified lower
-bound, the in-sample gap to that bound is given too.
+bound, the in-sample gap to that bound is given too, with the bound's source, the oracle's status and MIP gap.
+
+Every row carries what a reader needs to reproduce it: the seed, the solver (name and version) of the method, its
+time limit and whether it was hit, whether the answer may depend on machine load, and a SHA-256 hash of the
+prepared input data. A bound that lies above any flip set's in-sample objective evaluated for the same seed and
+budget is not a proof: it is withdrawn from ``lower_bound`` and the rows are flagged ``bound_inconsistent`` (the
+value is kept in ``rejected_bound``).
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
 from typing import Sequence
 
 import numpy as np
@@ -19,13 +25,29 @@ import pandas as pd
 from ._errors import FairflipError, check_budget
 from .collective import Direction
 from .datasets import Dataset
-from .methods import HEURISTICS, available_methods, get_method
+from .methods import BOUND_TOLERANCE, HEURISTICS, available_methods, get_method
 from .problem import build_problem
 from .strategies.base import resolve_budget
 
 DEFAULT_HEURISTICS = HEURISTICS
 GAP_COLUMNS = ["seed", "budget", "method", "split", "objective", "oracle_objective", "gap", "lower_bound",
-               "gap_to_bound", "n_flipped", "time_s"]
+               "bound_source", "gap_to_bound", "bound_inconsistent", "rejected_bound", "oracle_status", "mip_gap",
+               "status", "n_flipped", "time_s", "time_limit", "time_limit_hit", "load_dependent", "solver",
+               "data_sha256"]
+"""Columns of :func:`optimality_gap`'s table, in order."""
+
+
+def data_sha256(*arrays: np.ndarray | None) -> str:
+    """SHA-256 (hex) of arrays' shapes, dtypes and bytes, in order; None entries count as a marker."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def optimality_gap(
@@ -66,10 +88,16 @@ def optimality_gap(
         progress: progress callback passed to every ``select_many`` (see :data:`fairflip.methods.ProgressFn`).
 
     Returns:
-        a tidy DataFrame with one row per (seed, budget, method, split) and columns ``seed, budget, method,
-        split`` (``in-sample`` or ``test``), ``objective``, ``oracle_objective``, ``gap`` (objective minus the
-        oracle's), ``lower_bound`` and ``gap_to_bound`` (in-sample rows, NaN when the oracle has no certified
-        bound), ``n_flipped`` and ``time_s`` (the method's selection time). The oracle has rows too (gap 0).
+        a tidy DataFrame with one row per (seed, budget, method, split) and the columns :data:`GAP_COLUMNS`:
+        ``seed, budget, method, split`` (``in-sample`` or ``test``); ``objective``; ``oracle_objective`` (the
+        oracle's incumbent) and ``gap`` (objective minus it); on in-sample rows the oracle's certified
+        ``lower_bound`` with its ``bound_source`` and ``gap_to_bound`` (objective minus the bound; NaN / None when
+        there is no certified bound), ``bound_inconsistent`` and ``rejected_bound`` (a bound above an evaluated
+        objective, withdrawn), ``oracle_status`` and ``mip_gap``; then the row's method's ``status``,
+        ``n_flipped``, ``time_s`` (its selection time), ``time_limit``, ``time_limit_hit``, ``load_dependent``
+        (True when the answer can change with machine load, i.e. a wall-clock limit was hit), ``solver`` (name and
+        version, None for methods without one) and ``data_sha256`` (hash of the prepared training and test data
+        and of the explicit membership mask, identical across seeds). The oracle has rows too (gap 0).
     """
     budgets = [b if isinstance(b, float) else check_budget(b) for b in budgets]
     if not budgets or not len(seeds):
@@ -81,39 +109,57 @@ def optimality_gap(
         if name not in registered:
             raise FairflipError(f"unknown method '{name}'; choose among {', '.join(sorted(registered))}")
     rows = []
+    digest = None
     for seed in seeds:
         problem, prep = build_problem(
             train, firm=firm, C=C, collective_fraction=None if members is not None else collective_fraction,
             members=members, direction=direction, known_majority=known_majority, objective=objective,
             include_group=include_group, seed=int(seed))
-        chosen: dict[str, list[tuple[np.ndarray, float | None, float]]] = {}
+        X_test = None if test is None else prep.transform(test)
+        if digest is None:
+            digest = data_sha256(problem.X, problem.y, problem.a, members, X_test,
+                                 None if test is None else test.y, None if test is None else test.a)
+        chosen: dict[str, list] = {}
         for name in [*heuristics, oracle]:
             params = dict(oracle_params or {}) if name == oracle else {}
             counts = [resolve_budget(b, len(problem.candidates)) for b in budgets]
-            results = get_method(name, seed=int(seed), **params).select_many(
+            chosen[name] = get_method(name, seed=int(seed), **params).select_many(
                 problem, counts, time_limit=time_limit, progress=progress)
-            chosen[name] = [(r.flipped, r.lower_bound, r.runtime_s) for r in results]
         names = list(chosen)
-        sets = [chosen[n][b][0] for n in names for b in range(len(budgets))]
+        sets = [chosen[n][b].flipped for n in names for b in range(len(budgets))]
         splits = {"in-sample": problem.objective_of(sets)}
         if test is not None:
-            X_test = prep.transform(test)
             P = problem.predictions(sets, X_test)
             splits["test"] = np.array([problem.objective_from_predictions(test.y, p, test.a) for p in P])
+        in_sample = splits["in-sample"].reshape(len(names), len(budgets))
         for split, values in splits.items():
             table = values.reshape(len(names), len(budgets))
             ref = table[names.index(oracle)]
-            for i, name in enumerate(names):
-                for b, M in enumerate(budgets):
-                    flipped, _, elapsed = chosen[name][b]
-                    bound = chosen[oracle][b][1] if split == "in-sample" else None
+            for b, M in enumerate(budgets):
+                o = chosen[oracle][b]
+                bound, rejected, inconsistent = o.lower_bound, o.info.get("rejected_bound"), o.bound_inconsistent
+                # Checked against every flip set evaluated here for this seed and budget, not only the oracle's.
+                if bound is not None and bound > float(in_sample[:, b].min()) + BOUND_TOLERANCE:
+                    bound, rejected, inconsistent = None, bound, True
+                for i, name in enumerate(names):
+                    r = chosen[name][b]
+                    shown = bound if split == "in-sample" else None
                     rows.append({
                         "seed": int(seed), "budget": M, "method": name, "split": split,
                         "objective": float(table[i, b]), "oracle_objective": float(ref[b]),
                         "gap": float(table[i, b] - ref[b]),
-                        "lower_bound": np.nan if bound is None else float(bound),
-                        "gap_to_bound": np.nan if bound is None else float(table[i, b] - bound),
-                        "n_flipped": int(len(flipped)), "time_s": elapsed,
+                        "lower_bound": np.nan if shown is None else float(shown),
+                        "bound_source": o.bound_source if shown is not None else None,
+                        "gap_to_bound": np.nan if shown is None else float(table[i, b] - shown),
+                        "bound_inconsistent": bool(inconsistent),
+                        "rejected_bound": np.nan if rejected is None else float(rejected),
+                        "oracle_status": o.status,
+                        "mip_gap": np.nan if o.mip_gap is None else float(o.mip_gap),
+                        "status": r.status, "n_flipped": int(len(r.flipped)), "time_s": r.runtime_s,
+                        "time_limit": np.nan if r.time_limit is None else float(r.time_limit),
+                        "time_limit_hit": bool(r.time_limit_hit),
+                        "load_dependent": bool(r.time_limit_hit or r.info.get("load_dependent", False)),
+                        "solver": r.solver, "data_sha256": digest,
                     })
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 

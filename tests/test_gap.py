@@ -73,3 +73,45 @@ def test_gap_cli(small, tmp_path, capsys):
     assert main(["gap", "--train", str(tmp_path / "tr.csv"), "--label", "y", "--group", "g", "--minority", "1",
                  "--budgets", "2,x"]) == 2
     assert "fairflip: error: --budgets" in capsys.readouterr().err
+
+
+def test_gap_table_carries_certificates_and_run_metadata(small):
+    from fairflip.gap import data_sha256
+
+    train, test = small
+    table = optimality_gap(train, test, budgets=[1, 2], seeds=[0], firm="ridge", heuristics=["random", "rb-prob"],
+                           oracle="brute-force")
+    ins = table[table["split"] == "in-sample"]
+    assert (ins["bound_source"] == "enumeration").all() and (ins["oracle_status"] == "optimal").all()
+    # Enumeration's bound is the optimum: every method's in-sample objective is at or above it.
+    assert (ins["gap_to_bound"] >= -1e-12).all() and not ins["bound_inconsistent"].any()
+    oracle_rows = ins[ins["method"] == "brute-force"]
+    assert np.allclose(oracle_rows["lower_bound"], oracle_rows["objective"], atol=1e-12)
+    assert table.loc[table["split"] == "test", "lower_bound"].isna().all()
+    assert set(table["status"]) <= {"optimal", "ranked", "feasible"}
+    assert table["data_sha256"].nunique() == 1 and len(table["data_sha256"].iloc[0]) == 64
+    assert not table["time_limit_hit"].any() and not table["load_dependent"].any()
+    assert data_sha256(np.arange(3)) != data_sha256(np.arange(3.0)) != data_sha256(np.arange(4.0))
+
+
+def test_gap_flags_a_bound_above_an_evaluated_objective(small):
+    from fairflip.methods import FlipMethod, FlipResult, register_method
+
+    @register_method("test-overclaiming-oracle")
+    class Overclaiming(FlipMethod):
+        omniscient = True
+
+        def _select(self, problem, budget):
+            return FlipResult(flipped=np.zeros(0, dtype=np.int64), lower_bound=0.99, bound_source="milp-dual")
+
+    train, test = small
+    try:
+        table = optimality_gap(train, test, budgets=[2], seeds=[0], heuristics=["random"],
+                               oracle="test-overclaiming-oracle")
+    finally:
+        from fairflip.methods import _REGISTRY
+
+        _REGISTRY.pop("test-overclaiming-oracle", None)  # other tests list every registered method
+    ins = table[table["split"] == "in-sample"]
+    assert ins["bound_inconsistent"].all() and ins["lower_bound"].isna().all()
+    assert (ins["rejected_bound"] == 0.99).all() and ins["bound_source"].isna().all()
