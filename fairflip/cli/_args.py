@@ -212,6 +212,84 @@ def parse_params(items: Sequence[str] | None, flag: str = "--param") -> dict:
     return kwargs
 
 
+# --------------------------------------------------------------------------------------------- problem arguments
+
+_DATA_ONLY = ("train", "test", "label", "group", "minority", "features", "categorical", "positive", "collective")
+
+
+def _given(args: argparse.Namespace, name: str) -> bool:
+    return getattr(args, name, None) is not None
+
+
+def check_problem_args(args: argparse.Namespace) -> None:
+    """Check the data, collective and firm arguments and replace their strings by checked values, in place.
+
+    Only what needs no table and no registry is checked here (so a bad value fails before any heavy import);
+    :func:`fairflip.cli._inputs.prepare_problem_args` adds the firm and objective names.
+
+    Sets ``args.seed`` (int), ``args.collective_fraction`` (float or None), ``args.known_majority`` (int or
+    None), ``args.C`` (float), ``args.test_size`` (float), ``args.split_seed`` (int), ``args.group_cols``,
+    ``args.minority_values``, ``args.feature_cols``, ``args.categorical_cols`` (lists or None) and
+    ``args.time_limit`` (float or None, when the command has one). A second call does nothing.
+    """
+    if getattr(args, "_problem_args_checked", False):
+        return
+    if args.dataset is not None:
+        clash = [f"--{n.replace('_', '-')}" for n in _DATA_ONLY if _given(args, n)]
+        if clash:
+            raise FairflipError(f"--dataset cannot be combined with {', '.join(clash)} (those describe a --train "
+                                "table); give either --dataset or --train with its columns")
+        if not args.dataset.strip():
+            raise FairflipError("--dataset is empty")
+    else:
+        for flag in ("test_size", "split_seed"):
+            if _given(args, flag):
+                raise FairflipError(f"--{flag.replace('_', '-')} splits a --dataset; with --train give the held-out "
+                                    "rows as --test")
+        if not args.train:
+            raise FairflipError("missing --train (or --dataset)")
+        for name in ("label", "group", "minority"):
+            if not _given(args, name):
+                raise FairflipError(f"missing --{name}")
+            if not str(getattr(args, name)).strip():
+                raise FairflipError(f"--{name} is empty")
+    if _given(args, "collective") and _given(args, "collective_fraction"):
+        raise FairflipError("--collective (explicit members) and --collective-fraction (a drawn share) exclude each "
+                            "other; give one")
+    args.seed = parse_seed(args.seed, "--seed")
+    args.collective_fraction = parse_float(args.collective_fraction, "--collective-fraction", low=0.0,
+                                                 high=1.0, low_open=True)
+    args.known_majority = parse_int(args.known_majority, "--known-majority", low=1)
+    args.C = parse_float(args.C, "--C", low=0.0, low_open=True)
+    args.test_size = parse_float(args.test_size if args.test_size is not None else 0.3, "--test-size",
+                                       low=0.0, high=1.0, low_open=True, high_open=True)
+    args.split_seed = parse_seed(args.split_seed if args.split_seed is not None else 0, "--split-seed")
+    if hasattr(args, "time_limit"):
+        args.time_limit = parse_float(args.time_limit, "--time-limit", low=0.0, low_open=True)
+    args.group_cols = parse_names(args.group, "--group")
+    args.minority_values = None
+    if args.minority is not None:
+        args.minority_values = [v.strip() for v in args.minority.split(",")]
+        if not all(args.minority_values):
+            raise FairflipError(f"--minority has an empty value: {args.minority!r}")
+    if args.group_cols is not None and len(args.group_cols) != len(args.minority_values):
+        raise FairflipError(f"--group names {len(args.group_cols)} column(s) but --minority gives "
+                            f"{len(args.minority_values)} value(s)")
+    args.feature_cols = parse_names(args.features, "--features")
+    args.categorical_cols = parse_names(args.categorical, "--categorical")
+    if args.positive is not None and not args.positive.strip():
+        raise FairflipError("--positive is empty")
+    if args.label is not None:
+        if args.group_cols and args.label in args.group_cols:
+            raise FairflipError(f"--label '{args.label}' is also a --group column")
+        for flag, cols in (("--features", args.feature_cols), ("--categorical", args.categorical_cols)):
+            if cols and args.label in cols:
+                raise FairflipError(f"{flag} names the label column '{args.label}'; the label cannot be a feature")
+    if args.collective is not None and args.label is not None and args.collective == args.label:
+        raise FairflipError("--collective names the label column")
+    args._problem_args_checked = True
+
+
 # --------------------------------------------------------------------------------------------- argument groups
 
 def _listing(names: Sequence[str]) -> str:

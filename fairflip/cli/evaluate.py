@@ -14,6 +14,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ._args import check_problem_args
+
+    check_problem_args(args)  # plain values first: a bad one fails before any heavy import
+
     import numpy as np
 
     from .._errors import FairflipError

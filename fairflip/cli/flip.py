@@ -25,20 +25,24 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import time
 
+    from . import _args
+
+    start = time.perf_counter()
+    _args.check_problem_args(args)  # plain values first: a bad one fails before any heavy import
+    budget = _args.parse_budget(args.budget, "--budget")
+    params = _args.parse_params(args.param)
+
     import numpy as np
     import pandas as pd
 
     from ..problem import evaluate_flips
     from ..strategies.base import resolve_budget
-    from . import _args
     from ._inputs import (check_out, load_inputs, make_method, prepare_problem_args, print_json,
                           problem_from_args, write_csv)
     from ._output import Progress, flush_warnings
 
-    start = time.perf_counter()
     prepare_problem_args(args)
-    budget = _args.parse_budget(args.budget, "--budget")
-    method = make_method(args.method, args.seed, _args.parse_params(args.param))
+    method = make_method(args.method, args.seed, params)
     check_out(args)
     problem, test_arrays = problem_from_args(args, load_inputs(args))
     max_flips = resolve_budget(budget, len(problem.candidates))

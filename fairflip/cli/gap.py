@@ -29,14 +29,11 @@ def run(args) -> int:
     import time
 
     from .._errors import FairflipError
-    from ..gap import gap_summary, optimality_gap
     from . import _args
-    from ._inputs import check_out, load_inputs, make_method, prepare_problem_args, print_json, write_csv
-    from ._output import Progress, flush_warnings
     from .sweep import format_table, seed_range
 
     start = time.perf_counter()
-    prepare_problem_args(args)
+    _args.check_problem_args(args)  # plain values first: a bad one fails before any heavy import
     budgets = _args.parse_budgets(args.budgets, "--budgets")
     n_seeds = _args.parse_int(args.n_seeds, "--n-seeds", low=1, high=_args.MAX_SEEDS)
     seeds = seed_range(args.seed, n_seeds)
@@ -45,9 +42,15 @@ def run(args) -> int:
         raise FairflipError("--oracle is empty")
     if args.oracle in methods:
         raise FairflipError(f"--methods names the --oracle '{args.oracle}'; it is always compared")
+    oracle_params = _args.parse_params(args.oracle_param, "--oracle-param")
+
+    from ..gap import gap_summary, optimality_gap
+    from ._inputs import check_out, load_inputs, make_method, prepare_problem_args, print_json, write_csv
+    from ._output import Progress, flush_warnings
+
+    prepare_problem_args(args)
     for name in methods:
         make_method(name, args.seed, {}, flag="--methods")
-    oracle_params = _args.parse_params(args.oracle_param, "--oracle-param")
     make_method(args.oracle, args.seed, oracle_params, flag="--oracle")
     check_out(args)
     train, test, members = load_inputs(args)

@@ -76,13 +76,10 @@ def run(args) -> int:
     import time
 
     from .._errors import FairflipError
-    from ..sweep import average_seeds, best_eqod_per_size, pareto_front, sweep
     from . import _args
-    from ._inputs import check_out, load_inputs, prepare_problem_args, print_json, write_csv
-    from ._output import Progress, flush_warnings
 
     start = time.perf_counter()
-    prepare_problem_args(args)
+    _args.check_problem_args(args)  # plain values first: a bad one fails before any heavy import
     methods = _args.parse_names(args.methods, "--methods", allow_none=False)
     n_seeds = _args.parse_int(args.n_seeds, "--n-seeds", low=1, high=_args.MAX_SEEDS)
     seeds = seed_range(args.seed, n_seeds)
@@ -101,6 +98,12 @@ def run(args) -> int:
     max_increase = _args.parse_float(args.max_error_increase, "--max-error-increase", low=0.0)
     if max_increase is not None and 0 not in budgets:
         raise FairflipError("--max-error-increase needs budget 0 (the unchanged firm) in --budgets")
+
+    from ..sweep import average_seeds, best_eqod_per_size, pareto_front, sweep
+    from ._inputs import check_out, load_inputs, prepare_problem_args, print_json, write_csv
+    from ._output import Progress, flush_warnings
+
+    prepare_problem_args(args)
     params = _method_params(methods, args.param, args.seed)
     check_out(args)
     train, test, members = load_inputs(args)
