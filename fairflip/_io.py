@@ -225,3 +225,79 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+# ---------------------------------------------------------------- memory: estimate before allocating
+
+def _parse_bytes(text: str) -> int | None:
+    text = text.strip().upper()
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate, as best known: the smallest of the system's available memory
+    (``MemAvailable``), the cgroup's remaining limit, the address-space rlimit, and ``FAIRFLIP_MAX_MEMORY``
+    (e.g. ``8G``) when set; None when nothing is known."""
+    limits: list[int] = []
+    env = os.environ.get("FAIRFLIP_MAX_MEMORY")
+    if env:
+        parsed = _parse_bytes(env)
+        if parsed is None or parsed <= 0:
+            raise FairflipError(f"FAIRFLIP_MAX_MEMORY must be a size such as 8G or 500M, got {env!r}")
+        limits.append(parsed)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as fh:
+            cap = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as fh:
+            used = int(fh.read().strip())
+        if cap != "max":
+            limits.append(max(0, int(cap) - used))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(int(soft))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Refuse, before allocating, an allocation of ``nbytes`` that cannot fit (see :func:`available_memory`).
+
+    Args:
+        nbytes: the estimated size of what is about to be allocated, in bytes.
+        what: what it is, for the message (e.g. ``"the design matrix (500000 x 31 float64)"``).
+
+    Raises:
+        FairflipError: the estimate exceeds the memory available now.
+    """
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise FairflipError(f"{what} needs about {_human(nbytes)} of memory, but only {_human(free)} is available; "
+                            "use fewer rows or columns")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .._errors import FairflipError, check_binary
+
+
+class DataWarning(UserWarning):
+    """A table was read, but something in it is probably not what its author meant (the message says what)."""
+
+
+MISSING_GROUP = ("error", "majority")
 
 
 @dataclass(frozen=True)
@@ -133,17 +141,44 @@ def group_labels(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return out.to_numpy(dtype=str)
 
 
-def minority_mask(frame: pd.DataFrame, minority: dict) -> np.ndarray:
+def _missing(col: pd.Series) -> np.ndarray:
+    """Shape (n,) bool: missing values of a column (NaN or None, or a blank string)."""
+    miss = col.isna().to_numpy()
+    if col.dtype.kind not in "iufb":
+        blank = col.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        miss = miss | blank
+    return miss
+
+
+def minority_mask(frame: pd.DataFrame, minority: dict, *, missing_group: str = "error") -> np.ndarray:
     """Return shape (n,) int64: 1 where every ``column == value`` condition of ``minority`` holds.
 
     Values are compared as strings after stripping, so ``1``, ``"1"`` and ``" 1"`` all match a column holding 1.
+
+    Args:
+        frame: shape (n, q) table.
+        minority: column -> value conditions.
+        missing_group: a row whose group column is missing (NaN or blank): ``"error"`` raises (default),
+            ``"majority"`` counts it as majority with a :class:`DataWarning`.
     """
     if not minority:
         raise FairflipError("minority must name at least one column=value condition")
+    if missing_group not in MISSING_GROUP:
+        raise FairflipError(f"missing_group must be one of {', '.join(MISSING_GROUP)}, got {missing_group!r}")
     mask = np.ones(len(frame), dtype=bool)
     for col, value in minority.items():
         if col not in frame.columns:
             raise FairflipError(f"group column '{col}' not found; columns are {list(frame.columns)[:20]}")
+        if isinstance(frame[col], pd.DataFrame):
+            raise FairflipError(f"group column '{col}' appears more than once in the table")
+        miss = _missing(frame[col])
+        if miss.any():
+            rows = np.flatnonzero(miss)
+            where = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+            text = f"group column '{col}' has {len(rows)} missing value(s) (rows {where})"
+            if missing_group == "error":
+                raise FairflipError(f"{text}; fill or drop those rows")
+            warnings.warn(f"{text}; they are counted as majority", DataWarning, stacklevel=2)
         col_str = frame[col].astype(str).str.strip()
         val = str(value).strip()
         hits = col_str == val
@@ -155,8 +190,24 @@ def minority_mask(frame: pd.DataFrame, minority: dict) -> np.ndarray:
         if not np.any(hits):
             seen = sorted(col_str.unique().tolist())[:10]
             raise FairflipError(f"minority value {value!r} not found in column '{col}' (values: {seen})")
-        mask &= np.asarray(hits, dtype=bool)
+        mask &= np.asarray(hits, dtype=bool) & ~miss
     return mask.astype(np.int64)
+
+
+def _stray_strings(col: pd.Series) -> tuple[int, list[str], int] | None:
+    """For a text column that is numbers but for a few entries: (number of stray entries, a few of them, row of
+    the first); None when the column is not of that kind."""
+    values = col.dropna()
+    if len(values) < 10:
+        return None
+    text = values.astype(str).str.strip()
+    as_num = pd.to_numeric(text, errors="coerce")
+    bad = as_num.isna() & text.ne("")
+    n_bad = int(bad.sum())
+    if n_bad == 0 or n_bad > max(3, 0.01 * len(values)) or as_num.nunique() <= 10:
+        return None
+    first = int(np.flatnonzero(bad.to_numpy())[0])
+    return n_bad, sorted(text[bad].unique().tolist())[:3], int(values.index[first]) if len(values.index) else first
 
 
 def from_frame(
@@ -169,6 +220,7 @@ def from_frame(
     categorical: list[str] | None = None,
     positive: object = None,
     provenance: Provenance | None = None,
+    missing_group: str = "error",
 ) -> Dataset:
     """Build a :class:`Dataset` from one table.
 
@@ -182,14 +234,27 @@ def from_frame(
         categorical: columns to one-hot encode (default: the non-numeric ones among ``features``).
         positive: the label value that maps to y = 1 (needed when the label is not already 0/1).
         provenance: origin and licence.
+        missing_group: a missing value in a group column: ``"error"`` (default) or ``"majority"`` (counted as
+            majority, with a :class:`DataWarning`).
+
+    Raises:
+        FairflipError: naming the column: duplicated column names, a missing or non-binary label, missing group
+            values (by default), NaN or infinite values in a numeric feature.
+
+    Warns:
+        DataWarning: a text column holds numbers except for a few stray entries (it is then one-hot encoded as
+            a categorical, probably not what was meant).
 
     Returns:
         the Dataset, rows in the order of ``frame``.
     """
+    if frame.columns.duplicated().any():
+        dups = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise FairflipError(f"duplicated column name(s) {dups}; every column needs its own name")
     if label not in frame.columns:
         raise FairflipError(f"label column '{label}' not found; columns are {list(frame.columns)[:20]}")
     group_cols = list(minority)
-    a = minority_mask(frame, minority)
+    a = minority_mask(frame, minority, missing_group=missing_group)
     raw_y = frame[label]
     if raw_y.isna().any():
         raise FairflipError(f"label column '{label}' has {int(raw_y.isna().sum())} missing value(s)")
@@ -214,14 +279,28 @@ def from_frame(
     if not features:
         raise FairflipError("no feature columns left after removing the label and group columns")
     feats = frame[list(features)].reset_index(drop=True)
+    if len(set(features)) != len(features):
+        raise FairflipError(f"features name a column more than once: {sorted({c for c in features if features.count(c) > 1})}")
     if categorical is None:
         categorical = [c for c in feats.columns if feats[c].dtype.kind not in "iufb"]
+        for c in categorical:
+            stray = _stray_strings(feats[c])
+            if stray is not None:
+                n_bad, examples, row = stray
+                warnings.warn(f"feature '{c}' holds numbers except for {n_bad} entr{'y' if n_bad == 1 else 'ies'} "
+                              f"such as {examples} (first in row {row}); it is treated as a categorical with "
+                              f"{feats[c].nunique()} levels. Fix those entries, or name the column as categorical "
+                              "to keep it so", DataWarning, stacklevel=2)
     numeric = [c for c in feats.columns if c not in categorical]
     for c in numeric:
         col = pd.to_numeric(feats[c], errors="coerce")
         if col.isna().any():
             raise FairflipError(f"numeric feature '{c}' has {int(col.isna().sum())} NaN or non-numeric value(s)")
-        feats[c] = col.astype(np.float64)
+        col = col.astype(np.float64)
+        if not np.isfinite(col.to_numpy()).all():
+            raise FairflipError(f"numeric feature '{c}' has {int((~np.isfinite(col.to_numpy())).sum())} infinite "
+                                "value(s)")
+        feats[c] = col
     for c in categorical:
         feats[c] = feats[c].astype(str).str.strip()
     return Dataset(

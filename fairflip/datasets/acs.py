@@ -18,7 +18,15 @@ import pandas as pd
 
 from .._errors import FairflipError
 from ._base import Dataset, Provenance, from_frame
-from ._files import data_home
+from ._files import data_home, sha256_of
+
+LEDGER = "SHA256SUMS"
+"""File beside the cached PUMS files (``<home>/<year>/1-Year/SHA256SUMS``, ``sha256sum`` format) recording each
+file's digest when it first arrived; every later load verifies the files against it."""
+PUMS_SHA256: dict[str, str] = {}
+"""Pinned digests of PUMS files (``"<year>/1-Year/<file>"`` -> sha256), checked before the ledger. The Census
+Bureau publishes no digests for its PUMS zip files, so a digest belongs here only after it was recorded from a
+download and cross-checked."""
 
 FEATURES = ["AGEP", "COW", "SCHL", "MAR", "OCCP", "POBP", "RELP", "WKHP", "SEX", "RAC1P"]
 NUMERIC = ["AGEP", "SCHL", "WKHP"]
@@ -98,7 +106,81 @@ def _read_pums(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _read_ledger(folder: Path) -> dict[str, str]:
+    ledger = folder / LEDGER
+    if not ledger.exists():
+        return {}
+    out = {}
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and len(parts[0]) == 64:
+            out[parts[1].lstrip("*")] = parts[0]
+    return out
+
+
+def _write_ledger(folder: Path, digests: dict[str, str]) -> None:
+    from .._io import atomic_write
+
+    text = "".join(f"{d}  {name}\n" for name, d in sorted(digests.items()))
+    atomic_write(folder / LEDGER, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def verify_pums(files: list[Path], *, year: int) -> None:
+    """Check cached PUMS files against their pinned digest (:data:`PUMS_SHA256`) and the data home's ledger.
+
+    A file without a recorded digest has its digest recorded now (it is trusted from its first use on), so a
+    file changed or damaged later is caught.
+
+    Raises:
+        FairflipError: a file's sha256 differs from its pinned or recorded digest.
+    """
+    by_folder: dict[Path, list[Path]] = {}
+    for f in files:
+        by_folder.setdefault(f.parent, []).append(f)
+    for folder, members in by_folder.items():
+        ledger = _read_ledger(folder)
+        changed = False
+        for f in members:
+            got = sha256_of(f)
+            for source, want in (("pinned", PUMS_SHA256.get(f"{year}/1-Year/{f.name}")),
+                                 (f"recorded in {folder / LEDGER}", ledger.get(f.name))):
+                if want is not None and got != want:
+                    raise FairflipError(f"PUMS file {f} has sha256 {got}, but the digest {source} is {want}; "
+                                        "the file changed since it was downloaded: delete it to fetch it again")
+            if f.name not in ledger:
+                ledger[f.name] = got
+                changed = True
+        if changed:
+            _write_ledger(folder, ledger)
+
+
 def _fetch_with_folktables(root: Path, states, year: int, download: bool) -> pd.DataFrame:
+    """folktables downloads into a staging folder; the files are verified and recorded (see
+    :func:`verify_pums`) before they are moved into the data home and read."""
+    import shutil
+    import tempfile
+
+    final = _cached_files(root, states, year)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".acs-staging-", dir=root))
+    try:
+        _folktables_get(staging, states, year, download)
+        for target in final:
+            if target.exists():
+                continue
+            got = staging / target.relative_to(root)
+            if not got.exists():
+                raise FairflipError(f"folktables did not provide {target.name} for ACS {year}")
+            verify_pums([got], year=year)  # pinned digests; the staging ledger is discarded
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    verify_pums(final, year=year)
+    return _read_pums(final)
+
+
+def _folktables_get(root: Path, states, year: int, download: bool) -> pd.DataFrame:
     try:
         from folktables import ACSDataSource
     except ImportError as exc:
@@ -155,6 +237,7 @@ def load_acs_income(
         root = data_home(home)
         cached = _cached_files(root, states, int(year))
         if all(p.exists() for p in cached):
+            verify_pums(cached, year=int(year))
             raw = _read_pums(cached)
         else:
             raw = _fetch_with_folktables(root, states, int(year), download)

@@ -141,7 +141,12 @@ def locate(key: str, *, home=None, download: bool = True, verify: bool = True) -
                 f"'{spec.filename}' not found in the data home {root}; place it there or set FAIRFLIP_DATA "
                 f"to the folder holding it ({where})"
             )
-        download_file(spec.url, path, compress=spec.plain_download)
+        # Checked before it lands in the data home: the served CSV's digest, or (for a served .gz) the digest of
+        # the file or of its decompressed bytes.
+        if spec.plain_download:
+            download_file(spec.url, path, compress=True, sha256=spec.content_sha256)
+        else:
+            download_file(spec.url, path, check=lambda tmp: verify_file(tmp, spec))
     if verify:
         verify_file(path, spec)
     return path
