@@ -186,7 +186,8 @@ class CollectiveActionClassifier(RelabelParams, MetaEstimatorMixin, ClassifierMi
         """Metadata routing: this estimator consumes ``sensitive_features`` and ``members`` in ``fit`` (once
         requested) and routes what the inner estimator requests for its ``fit``."""
         return (MetadataRouter(owner=self).add_self_request(self)
-                .add(estimator=self._inner_estimator(), method_mapping=MethodMapping().add(caller="fit", callee="fit")))
+                .add(estimator=self._inner_estimator(),
+                     method_mapping=MethodMapping().add(caller="fit", callee="fit")))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

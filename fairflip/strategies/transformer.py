@@ -376,5 +376,5 @@ class CollectiveRelabeler(RelabelParams, BaseEstimator):
         return tags
 
 
-__all__ = ["CollectiveRelabeler", "NothingToFlipWarning", "Relabeling", "as_table", "encode_binary_labels", "minority_mask", "numeric_features",
-           "split_sensitive"]
+__all__ = ["CollectiveRelabeler", "NothingToFlipWarning", "Relabeling", "as_table", "encode_binary_labels",
+           "minority_mask", "numeric_features", "split_sensitive"]
