@@ -81,6 +81,7 @@ class CollectiveActionClassifier(RelabelParams, MetaEstimatorMixin, ClassifierMi
         objective: fairness objective of omniscient methods (``eqod``, ``eqod-worst``, ``dp``, ``eqopp``).
         seed: seed of the collective's draws and of the method.
         method_params: keyword parameters of the method, e.g. ``{"k": 5}``.
+        time_limit: seconds after which an oracle returns its incumbent (None: no limit).
 
     Attributes (after ``fit``):
         estimator_: the fitted clone of ``estimator``.
@@ -95,7 +96,8 @@ class CollectiveActionClassifier(RelabelParams, MetaEstimatorMixin, ClassifierMi
                  collective: float = 0.3, direction: str = "auto", known_majority: int | None = None,
                  sensitive_feature: str | int | None = None, minority: MinorityRule = 1,
                  drop_sensitive: bool = True, firm: str | Firm = "logistic", objective: str = "eqod",
-                 seed: int = 0, method_params: dict[str, Any] | None = None) -> None:
+                 seed: int = 0, method_params: dict[str, Any] | None = None,
+                 time_limit: float | None = None) -> None:
         self.estimator = estimator
         self.method = method
         self.budget = budget
@@ -109,6 +111,7 @@ class CollectiveActionClassifier(RelabelParams, MetaEstimatorMixin, ClassifierMi
         self.objective = objective
         self.seed = seed
         self.method_params = method_params
+        self.time_limit = time_limit
 
     def _inner_estimator(self) -> Any:
         return LogisticRegression() if self.estimator is None else self.estimator

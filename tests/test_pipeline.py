@@ -248,13 +248,15 @@ def test_sensitive_feature_as_a_dataframe_column_with_string_labels():
 def test_an_oracle_runs_inside_the_meta_estimator_for_its_stand_in_firm():
     X, y, a = _data(60, seed=5)
     members = _members(a, 0.4, seed=2)
-    clf = CollectiveActionClassifier(method="brute-force", budget=2, firm="logistic", objective="eqod", seed=0)
+    clf = CollectiveActionClassifier(method="brute-force", budget=2, firm="logistic", objective="eqod", seed=0,
+                                     time_limit=600)
     clf.fit(X, y, sensitive_features=a, members=members)
     col = make_collective(y, a, members=members, direction="auto")
     problem = FlipProblem(X=X, y=y, a=a, collective=col, firm=make_firm("logistic"), objective="eqod")
     result = get_method("brute-force", seed=0).select(problem, 2)
     np.testing.assert_array_equal(clf.flipped_, result.flipped)
     assert clf.flip_result_.status == "optimal" and clf.flip_result_.objective == pytest.approx(result.objective)
+    assert clf.flip_result_.time_limit == 600
     # The stand-in firm is the same model as LogisticRegression(): the inner fit reaches the oracle's objective.
     pred = clf.predict(X)
     assert all_metrics(y, pred, a)["eqod"] == pytest.approx(result.objective, abs=1e-12)
@@ -285,6 +287,10 @@ def test_budgets_warnings_and_clear_errors():
         CollectiveActionClassifier(minority="rarer").fit(X, y, sensitive_features=np.arange(len(y)) % 3)
     with pytest.raises(FairflipError, match="unknown method 'rb-lable'"):
         CollectiveActionClassifier(method="rb-lable").fit(X, y, sensitive_features=a)
+    with pytest.raises(FairflipError, match="method_params must be a dict"):
+        CollectiveActionClassifier(method_params=[("k", 3)]).fit(X, y, sensitive_features=a)
+    with pytest.raises(FairflipError, match="minority's value"):
+        clf.fit(X, y, sensitive_features=np.where(a == 1, "B", "W"))
     with pytest.raises(FairflipError, match="direction must be"):
         CollectiveActionClassifier(direction="sideways").fit(X, y, sensitive_features=a)
     with pytest.raises(FairflipError, match="fraction of the candidates"):

@@ -149,7 +149,8 @@ def minority_mask(values: Any, minority: MinorityRule = 1) -> np.ndarray:
         if not isinstance(mask, np.ndarray) or mask.shape != vals.shape:
             raise FairflipError(f"minority {minority!r} cannot be compared with the sensitive feature")
     if not mask.any():
-        raise FairflipError(f"no row of the sensitive feature is in the minority ({minority!r})")
+        raise FairflipError(f"no row of the sensitive feature is in the minority ({minority!r}); set minority= "
+                            f"to the minority's value (values seen: {np.unique(vals)[:5].tolist()})")
     if mask.all():
         raise FairflipError(f"every row of the sensitive feature is in the minority ({minority!r}); "
                             "the majority is needed too")
@@ -215,6 +216,7 @@ class RelabelParams:
     objective: str
     seed: int
     method_params: dict[str, Any] | None
+    time_limit: float | None
 
     def _relabel(self, X: Any, y: Any, sensitive_features: Any = None, members: Any = None) -> Relabeling:
         X = as_table(X)
@@ -242,6 +244,9 @@ class RelabelParams:
         a = minority_mask(group, self.minority)
         if len(a) != n:
             raise FairflipError(f"X has {n} rows, sensitive_features {len(a)}")
+        if self.method_params is not None and not isinstance(self.method_params, dict):
+            raise FairflipError(f"method_params must be a dict of the method's keyword parameters or None, got "
+                                f"{self.method_params!r}")
         strategy = get_method(self.method, seed=self.seed, **(self.method_params or {}))
         X_strat = numeric_features(X_rest, "X (without the sensitive feature)")
         try:
@@ -264,7 +269,7 @@ class RelabelParams:
         problem = FlipProblem(X=X_firm, y=y01, a=a, collective=col, firm=firm, objective=self.objective,
                               X_nogroup=X_strat)
         budget = resolve_budget(self.budget, len(problem.candidates))
-        result = strategy.select(problem, budget)
+        result = strategy.select(problem, budget, time_limit=self.time_limit)
         flipped = result.flipped
         y_out = classes[y01]
         y_out[flipped] = classes[1 - y01[flipped]]
@@ -287,6 +292,8 @@ class RelabelParams:
         self.n_features_in_ = int(X.shape[1])
         if _is_frame(X) and all(isinstance(c, str) for c in X.columns):
             self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
 
 class CollectiveRelabeler(RelabelParams, BaseEstimator):
@@ -309,6 +316,7 @@ class CollectiveRelabeler(RelabelParams, BaseEstimator):
         seed: seed of the member and majority draws and of the method (passed as ``get_method(..., seed=seed)``).
         method_params: keyword parameters of the method, e.g. ``{"k": 5, "scaling": "standard"}``. kNN
             distances are computed on X as given: standardise first, or pass ``{"scaling": "standard"}``.
+        time_limit: seconds after which an oracle returns its incumbent (None: no limit).
 
     Attributes (after ``fit``):
         collective_: the :class:`~fairflip.collective.Collective` that acted.
@@ -328,7 +336,7 @@ class CollectiveRelabeler(RelabelParams, BaseEstimator):
                  direction: str = "auto", known_majority: int | None = None,
                  sensitive_feature: str | int | None = None, minority: MinorityRule = 1,
                  firm: str | Firm = "logistic", objective: str = "eqod", seed: int = 0,
-                 method_params: dict[str, Any] | None = None) -> None:
+                 method_params: dict[str, Any] | None = None, time_limit: float | None = None) -> None:
         self.method = method
         self.budget = budget
         self.collective = collective
@@ -340,6 +348,7 @@ class CollectiveRelabeler(RelabelParams, BaseEstimator):
         self.objective = objective
         self.seed = seed
         self.method_params = method_params
+        self.time_limit = time_limit
 
     def fit(self, X, y, *, sensitive_features=None, members=None) -> "CollectiveRelabeler":
         """Choose the flips.
