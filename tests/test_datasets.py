@@ -565,3 +565,232 @@ def test_real_data_home_files(name):
         pytest.skip(f"{name} file not in FAIRFLIP_DATA")
     d = load(name, download=False)
     _check_dataset(d, REAL_ROWS[name])
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+def _parquet_bytes(frame):
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def test_every_unreadable_table_is_one_error_naming_the_file(tmp_path):
+    import time
+    import warnings
+
+    from fairflip.datasets.table import MAX_COLUMNS, read_table
+
+    good = pd.DataFrame({"x": np.arange(50.0), "g": ["a", "b"] * 25, "y": [0, 1] * 25})
+    pq_bytes = _parquet_bytes(good)
+    csv_text = good.to_csv(index=False)
+    gz = gzip.compress(csv_text.encode() * 20)
+    rng = np.random.default_rng(0)
+    cases = {
+        "trunc.parquet": (pq_bytes[: len(pq_bytes) // 2], ""),
+        "noise.parquet": (rng.bytes(4096), "not a Parquet file"),
+        "csv.parquet": (csv_text.encode(), "not a Parquet file"),
+        "magic-only.parquet": (b"PAR1" + rng.bytes(100) + b"PAR1", ""),
+        "trunc.csv.gz": (gz[: len(gz) // 2], ""),
+        "noise.csv.gz": (rng.bytes(2048), ""),
+        "noise.csv": (rng.bytes(4096), ""),
+        "empty.csv": (b"", "empty"),
+        "dup-label.csv": (b"x,y,g,y\n1,0,a,0\n2,1,b,1\n", "duplicated column name(s): 'y' in columns 2, 4"),
+        "dup-three.csv.gz": (gzip.compress(b"a,b,a,a\n1,2,3,4\n"), "'a' in columns 1, 3, 4"),
+        "wide.csv": (",".join(f"c{i}" for i in range(2_000_000)).encode() + b"\n" + b"1," * 1_999_999 + b"1\n",
+                     f"more than the {MAX_COLUMNS:,}"),
+    }
+    messages = []
+    for name, (content, fragment) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(FairflipError) as info:
+                read_table(path)
+        assert time.perf_counter() - t0 < 10, name
+        assert str(path) in str(info.value) and fragment in str(info.value), (name, str(info.value))
+        messages.append(str(info.value))
+    # a Parquet file with two columns of one name (pandas cannot even build it without renaming)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([pa.array([1, 2]), pa.array([0, 1])], names=["y", "y"]), tmp_path / "dup.parquet")
+    with pytest.raises(FairflipError, match="duplicated column name"):
+        read_table(tmp_path / "dup.parquet")
+    (tmp_path / "folder.csv").mkdir()
+    for bad, fragment in [(tmp_path / "folder.csv", "not a regular file"), (tmp_path / "nope.csv", "not found")]:
+        with pytest.raises(FairflipError, match=fragment):
+            read_table(bad)
+    # and the good table reads in both formats, an unnamed index column included
+    (tmp_path / "ok.parquet").write_bytes(pq_bytes)
+    good.to_csv(tmp_path / "ok.csv")  # index written with an empty header name
+    pd.testing.assert_frame_equal(read_table(tmp_path / "ok.parquet"), good)
+    assert list(read_table(tmp_path / "ok.csv").columns) == ["Unnamed: 0", "x", "g", "y"]
+
+
+def test_table_memory_is_estimated_before_reading(tmp_path, monkeypatch):
+    from fairflip.datasets.table import read_table
+
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"x": np.arange(20000.0), "y": 1}).to_csv(path, index=False)
+    monkeypatch.setenv("FAIRFLIP_MAX_MEMORY", "100K")
+    with pytest.raises(FairflipError, match="needs about .* only 100.0 KB is available"):
+        read_table(path)
+    monkeypatch.setenv("FAIRFLIP_MAX_MEMORY", "lots")
+    with pytest.raises(FairflipError, match="FAIRFLIP_MAX_MEMORY"):
+        read_table(path)
+    monkeypatch.delenv("FAIRFLIP_MAX_MEMORY")
+    assert len(read_table(path)) == 20000
+
+
+def test_group_values_labels_and_stray_strings(tmp_path):
+    import warnings
+
+    from fairflip.datasets._base import DataWarning
+
+    n = 60
+    frame = pd.DataFrame({"x": np.linspace(-1, 1, n), "code": np.arange(n) * 7, "g": ["A", "B", "B"] * (n // 3),
+                          "y": [0, 1] * (n // 2)})
+    frame.to_csv(tmp_path / "ok.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = load_table(tmp_path / "ok.csv", label="y", minority={"g": "A"})
+    assert d.numeric == ("x", "code") and d.a.sum() == n // 3
+    # missing group values: an error by default, majority (with a warning) when asked
+    holes = frame.astype({"g": object})
+    holes.loc[[4, 9], "g"] = None
+    holes.loc[12, "g"] = "  "
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    with pytest.raises(FairflipError, match=r"group column 'g' has 3 missing value\(s\) \(rows 4, 9, 12\)") as info:
+        load_table(tmp_path / "holes.csv", label="y", minority={"g": "A"})
+    assert str(tmp_path / "holes.csv") in str(info.value)
+    with pytest.warns(DataWarning, match="counted as majority"):
+        d = load_table(tmp_path / "holes.csv", label="y", minority={"g": "A"}, missing_group="majority")
+    assert d.a[[4, 9, 12]].tolist() == [0, 0, 0] and d.a.sum() == n // 3 - 2  # rows 9 and 12 held A
+    # one stray string in a numeric column: a warning naming it (it becomes categorical)
+    stray = frame.astype({"code": object})
+    stray.loc[17, "code"] = "n/a?"
+    stray.to_csv(tmp_path / "stray.csv", index=False)
+    with pytest.warns(DataWarning, match=r"feature 'code' holds numbers except for 1 entry such as \['n/a\?'\] "
+                                         r"\(first in row 17\)"):
+        d = load_table(tmp_path / "stray.csv", label="y", minority={"g": "A"})
+    assert "code" in d.categorical
+    # a real categorical column (few numbers among words) does not warn
+    words = frame.assign(code=["red", "green", "blue", "7"] * (n // 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from fairflip.datasets import from_frame
+
+        from_frame(words, name="w", label="y", minority={"g": "A"})
+    # infinite values in a numeric feature
+    for bad in (np.inf, -np.inf):
+        inf = frame.copy()
+        inf.loc[3, "x"] = bad
+        with pytest.raises(FairflipError, match="numeric feature 'x' has 1 infinite"):
+            from_frame(inf, name="inf", label="y", minority={"g": "A"})
+    # features naming a column twice
+    with pytest.raises(FairflipError, match="more than once"):
+        from_frame(frame, name="t", label="y", minority={"g": "A"}, features=["x", "x"])
+
+
+# ---------------------------------------------------------------------------------------------- downloads
+class _Served(io.BytesIO):
+    def __init__(self, data, length=None):
+        super().__init__(data)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_downloads_are_verified_before_they_land(tmp_path, monkeypatch):
+    payload = b"a,b\n1,2\n" * 1000
+    digest = hashlib.sha256(payload).hexdigest()
+    served = {"length": None}
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout=None: _Served(payload, served["length"]))
+    url = "https://example.org/data.csv"
+    target = tmp_path / "home" / "data.csv"
+    cases = [
+        (dict(sha256=None), "no sha256 given"),
+        (dict(sha256="0" * 64), "has sha256"),
+        (dict(sha256="xyz"), "64 hexadecimal"),
+        (dict(sha256=digest, max_bytes=len(payload) - 1), "exceeded the limit"),
+        (dict(sha256=digest, check=lambda tmp: (_ for _ in ()).throw(FairflipError("content check failed"))),
+         "content check failed"),
+    ]
+    for kwargs, fragment in cases:
+        with pytest.raises(FairflipError, match=fragment):
+            _files.download(url, target, **kwargs)
+        assert not target.exists() and not [p for p in target.parent.iterdir()] if target.parent.exists() else True
+    served["length"] = 10 ** 12
+    with pytest.raises(FairflipError, match="announces"):
+        _files.download(url, target, sha256=digest)
+    served["length"] = None
+    with pytest.raises(FairflipError, match="https://"):
+        _files.download("ftp://example.org/x", target, sha256=digest)
+    assert _files.download(url, target, sha256=digest.upper()).read_bytes() == payload
+    assert _files.download(url, tmp_path / "u.csv", allow_unverified=True).read_bytes() == payload
+    gz = _files.download(url, tmp_path / "c.csv.gz", sha256=digest, compress=True)
+    assert gzip.decompress(gz.read_bytes()) == payload
+    # find_or_download: the digest is required for a download and checked on a file found
+    with pytest.raises(FairflipError, match="no sha256 given"):
+        _files.find_or_download("other.csv", home=tmp_path / "home", url=url)
+    assert _files.find_or_download("other.csv", home=tmp_path / "home", url=url, sha256=digest).exists()
+    (tmp_path / "home" / "other.csv").write_bytes(b"changed")
+    with pytest.raises(FairflipError, match="expected"):
+        _files.find_or_download("other.csv", home=tmp_path / "home", url=url, sha256=digest)
+    with pytest.raises(FairflipError, match="plain file name"):
+        _files.find_or_download("../escape.csv", home=tmp_path / "home", url=url, sha256=digest)
+
+
+def test_data_home_that_is_a_file(tmp_path, monkeypatch):
+    afile = tmp_path / "data"
+    afile.write_text("not a folder")
+    with pytest.raises(FairflipError, match="is a file, not a folder"):
+        load_dutch(home=afile, download=False)
+    monkeypatch.setenv("FAIRFLIP_DATA", str(afile))
+    with pytest.raises(FairflipError, match="FAIRFLIP_DATA .* is a file"):
+        load_dutch(download=False)
+    monkeypatch.setenv("FAIRFLIP_DATA", str(afile / "sub"))
+    with pytest.raises(FairflipError, match="lies under the file"):
+        load_dutch(download=False)
+
+
+def test_acs_pums_files_are_verified_and_recorded(tmp_path, monkeypatch):
+    raw = _pums_frame()
+    written = []
+
+    class FakeSource:
+        def __init__(self, survey_year, horizon, survey, root_dir):
+            self.root = Path(root_dir) / survey_year / horizon
+
+        def get_data(self, states, download):
+            self.root.mkdir(parents=True, exist_ok=True)
+            path = self.root / "psam_p06.csv"
+            raw.to_csv(path, index=False)
+            written.append(path)
+            return raw
+
+    monkeypatch.setitem(sys.modules, "folktables", SimpleNamespace(ACSDataSource=FakeSource))
+    home = tmp_path / "home"
+    final = home / "2018" / "1-Year" / "psam_p06.csv"
+    # a pinned digest that the download does not match: nothing reaches the data home
+    monkeypatch.setitem(acs.PUMS_SHA256, "2018/1-Year/psam_p06.csv", "0" * 64)
+    with pytest.raises(FairflipError, match="pinned"):
+        load_acs_income(states=("CA",), year=2018, home=home)
+    assert not final.exists() and written and not written[0].exists()
+    assert [p.name for p in home.iterdir()] == []  # the staging folder is gone
+    monkeypatch.delitem(acs.PUMS_SHA256, "2018/1-Year/psam_p06.csv")
+    d = load_acs_income(states=("CA",), year=2018, home=home)
+    assert len(d) == len(_acs_expected(raw)) and final.exists()
+    ledger = (final.parent / acs.LEDGER).read_text().split()
+    assert ledger == [_files.sha256_of(final), "psam_p06.csv"]
+    # later damage is caught against the ledger
+    final.write_text(final.read_text().replace("2018GQ0000001", "2018GQ0000009"))
+    with pytest.raises(FairflipError, match="recorded in"):
+        load_acs_income(states=("CA",), year=2018, home=home)

@@ -121,3 +121,66 @@ def test_nan_and_misuse_raise(toy):
                          categorical=["color"])
     with pytest.raises(FairflipError, match="size"):
         prep.transform(short)
+
+
+def test_high_cardinality_refused_or_sparse_and_memory_checked(monkeypatch):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, levels = 3000, 1500
+    feats = pd.DataFrame({"x": rng.normal(size=n), "id": [f"u{i % levels}" for i in range(n)],
+                          "c": rng.choice(["p", "q", "r"], n)})
+    data = make_dataset(feats, a=(np.arange(n) % 4 == 0).astype(int), numeric=["x"], categorical=["id", "c"])
+    with pytest.raises(FairflipError, match=r"categorical feature 'id' has 1,500 distinct values, more than "
+                                            r"max_categories=1,000"):
+        FeaturePreparer().fit(data)
+    prep = FeaturePreparer(max_categories=2000).fit(data)
+    sparse = prep.transform_sparse(data)
+    assert sp.issparse(sparse) and sparse.shape == (n, 1 + levels + 3 + 1)
+    assert sparse.nnz <= n * 4  # x, one id, one c, the group: never n x levels
+    dense = prep.transform(data)
+    np.testing.assert_array_equal(sparse.toarray(), dense)
+    np.testing.assert_array_equal(prep.transform_sparse(data, counterfactual_group=True).toarray(),
+                                  prep.transform(data, counterfactual_group=True))
+    np.testing.assert_array_equal(prep.transform_sparse(data, drop_group=True).toarray(),
+                                  prep.transform(data, drop_group=True))
+    # the dense matrix is refused before allocation when it cannot fit
+    monkeypatch.setenv("FAIRFLIP_MAX_MEMORY", "10M")
+    with pytest.raises(FairflipError, match=r"the design matrix \(3,000 x 1,505 float64\) needs about"):
+        prep.transform(data)
+    assert prep.transform_sparse(data).shape == sparse.shape  # the sparse one still fits
+    with pytest.raises(FairflipError, match="max_categories"):
+        FeaturePreparer(max_categories=0).fit(data)
+
+
+def test_extreme_and_non_numeric_values_without_numpy_warnings():
+    import warnings
+
+    big = np.array([1e308, -1e308, 0.0, 5e307, -2.5e307, 1.0])
+    feats = pd.DataFrame({"big": big, "tiny": big * 1e-300, "c": list("abcabc")})
+    data = make_dataset(feats, a=[0, 1, 0, 1, 0, 0], numeric=["big", "tiny"], categorical=["c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning (overflow, invalid) fails the test
+        prep = FeaturePreparer().fit(data)
+        X = prep.transform(data)
+    # standardising is scale invariant: the same as standardising big / 1e308 in ordinary float range
+    ref = big / 1e308
+    np.testing.assert_allclose(X[:, 0], (ref - ref.mean()) / ref.std(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(X[:, 1], (ref - ref.mean()) / ref.std(), rtol=1e-9, atol=1e-9)
+    # a test row far outside the training scale: one clear error, no warning
+    small = make_dataset(pd.DataFrame({"v": [0.0, 1e-3, 2e-3, 3e-3], "c": list("abab")}), a=[0, 1, 0, 1],
+                         numeric=["v"], categorical=["c"])
+    far = make_dataset(pd.DataFrame({"v": [1.7e308, 0.0], "c": list("ab")}), a=[0, 1], numeric=["v"],
+                       categorical=["c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = FeaturePreparer().fit(small)
+        with pytest.raises(FairflipError, match="feature 'v' holds values too large"):
+            fitted.transform(far)
+        # text, inf and NaN in a numeric column of a test table: errors naming the column
+        for values, fragment in [([1.0, "abc"], r"missing or non-numeric value\(s\) such as \['abc'\]"),
+                                 ([1.0, np.inf], "infinite"), ([np.nan, 1.0], "NaN")]:
+            bad = make_dataset(pd.DataFrame({"v": values, "c": list("ab")}), a=[0, 1], numeric=["v"],
+                               categorical=["c"])
+            with pytest.raises(FairflipError, match=f"numeric feature 'v' has 1 {fragment}"):
+                fitted.transform(bad)

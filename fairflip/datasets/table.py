@@ -42,6 +42,9 @@ def _header_line(p: Path) -> str:
     with _opener(p)(p, "rb") as fh:
         raw = fh.readline(MAX_HEADER_BYTES + 1)
     if len(raw) > MAX_HEADER_BYTES:
+        if raw.count(b",") + 1 > MAX_COLUMNS:
+            raise FairflipError(f"{p}: at least {raw.count(b',') + 1:,} columns, more than the {MAX_COLUMNS:,} "
+                                "fairflip accepts")
         raise FairflipError(f"{p}: the header line is longer than {MAX_HEADER_BYTES >> 20} MB; "
                             "not a table fairflip can read")
     try:
