@@ -312,13 +312,13 @@ def test_budgets_warnings_and_clear_errors():
 
 
 def test_relabeler_is_an_imbalanced_learn_sampler():
-    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
     X, y, a = _data()
     Xs = StandardScaler().fit_transform(X)
     X_out, y_out = CollectiveRelabeler(budget=6, seed=1).fit_resample(Xs, y, sensitive_features=a)
     meta = CollectiveActionClassifier(budget=6, seed=1).fit(Xs, y, sensitive_features=a)
     assert X_out is Xs
     np.testing.assert_array_equal(y_out, meta.y_relabeled_)
+    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")  # optional: not a fairflip dependency
     with sklearn.config_context(enable_metadata_routing=True):
         rel = CollectiveRelabeler(budget=6, seed=1).set_fit_resample_request(sensitive_features=True)
         pipe = imblearn_pipeline.make_pipeline(StandardScaler(), rel, LogisticRegression())
