@@ -213,6 +213,13 @@ def test_inner_fit_params_are_routed_to_the_inner_estimator():
     np.testing.assert_allclose(clf.estimator_.coef_, hand.coef_, rtol=1e-10)
     plain = CollectiveActionClassifier(budget=6).fit(X, y, sensitive_features=a, sample_weight=w)
     np.testing.assert_allclose(plain.estimator_.coef_, hand.coef_, rtol=1e-10)
+    # The collective's membership is metadata too.
+    members = _members(a)
+    with sklearn.config_context(enable_metadata_routing=True):
+        step = CollectiveActionClassifier(budget=6).set_fit_request(sensitive_features=True, members=True)
+        pipe = make_pipeline(StandardScaler(), step).fit(X, y, sensitive_features=a, members=members)
+    assert set(pipe[-1].flipped_) <= set(np.flatnonzero(members == 1))
+    np.testing.assert_array_equal(pipe[-1].collective_.members, members == 1)
 
 
 def test_sensitive_feature_as_a_dataframe_column_with_string_labels():
