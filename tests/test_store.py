@@ -99,3 +99,57 @@ def test_concurrent_writers_do_not_corrupt_or_duplicate(tmp_path):
         assert len(table) == 90 and table.config_hash.is_unique
         assert sorted(table.seed) == list(range(90))
         assert np.allclose(table.sort_values("seed").eqod, 0.1 * np.arange(90))
+
+
+def test_claims_are_exclusive_and_die_with_their_owner(tmp_path, monkeypatch):
+    from fairflip.experiments import store as store_mod
+
+    h = _cell(0).config_hash
+    with ResultStore(tmp_path) as a, ResultStore(tmp_path) as b:
+        assert a.owner != b.owner
+        assert a.claim(h) == "claimed" and a.claim(h) == "claimed"  # re-claiming one's own cell is fine
+        assert b.claim(h) == "busy" and b.claims() == {h: a.owner}
+        a.release([h])
+        assert b.claim(h) == "claimed" and a.claim(h) == "busy"
+        assert b.add(_cell(0), _result(1), 0.1)  # writing the cell releases its claim
+        assert a.claim(h) == "done" and b.claims() == {}
+        # a claim whose process is gone (on this host) is taken over at once
+        h1 = _cell(1).config_hash
+        assert a.claim(h1) == "claimed"
+        monkeypatch.setattr(store_mod, "_pid_alive", lambda pid: False)
+        assert b.claim(h1) == "claimed"
+        monkeypatch.undo()
+        # and one not refreshed for CLAIM_TTL_S (an owner on another host) too
+        h2 = _cell(2).config_hash
+        assert a.claim(h2) == "claimed"
+        a._conn.execute("UPDATE claims SET host = 'elsewhere', heartbeat = heartbeat - ? WHERE config_hash = ?",
+                        (store_mod.CLAIM_TTL_S + 1, h2))
+        assert b.claim(h2) == "claimed"
+        b.heartbeat()
+        assert a.claim(h2) == "busy"
+    with ResultStore(tmp_path) as c:
+        assert c.claims() == {}  # closing a store gives its claims back
+
+
+def test_time_limited_cells_are_marked_machine_dependent(tmp_path):
+    limited = Cell(study="t", dataset="compas", method="oracle-convex", seed=0, budget=0.5,
+                   params={"time_limit": 2.0, "max_rounds": 2})
+    plain = Cell(study="t", dataset="compas", method="oracle-convex", seed=0, budget=0.5, params={"max_rounds": 2})
+    with ResultStore(tmp_path) as store:
+        store.add(limited, _result(1), 0.1)
+        store.add(plain, _result(2), 0.1)
+        table = store.table().set_index("config_hash")
+        extra = {r["config_hash"]: r["extra"] for r in store.records()}
+    assert bool(table.loc[limited.config_hash, "machine_dependent"])
+    assert not bool(table.loc[plain.config_hash, "machine_dependent"])
+    assert extra[limited.config_hash]["machine_dependent"] is True and "machine_dependent" not in extra[plain.config_hash]
+    assert extra[limited.config_hash]["flipped"] == [1, 2, 3]  # the cell's own extra is kept
+
+
+def test_store_folder_that_is_a_file(tmp_path):
+    from fairflip.experiments.store import StoreError
+
+    afile = tmp_path / "results"
+    afile.write_text("x")
+    with pytest.raises(StoreError, match="is a file, not a folder"):
+        ResultStore(afile)
