@@ -13,7 +13,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from fairflip._errors import FairflipError
 from fairflip.datasets import make_causal, make_toy_2d
-from fairflip.methods import available_methods, get_method, get_method
+from fairflip.methods import available_methods, get_method
 from fairflip.problem import build_problem
 from fairflip.strategies import (CollectiveRelabeler, IdealErasure, RBDist, RBLabel, RBProb, counterfactual_target_prob,
                                  precision_at_m, reference_features)
