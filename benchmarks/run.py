@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     python -m benchmarks.run [--only NAME ...] [--quick] [--device cpu|cuda] [--set NAME.KEY=JSON ...]
-                             [--out benchmarks/results.json]
+                             [--out FILE]
 
 Every benchmark measures the alternatives side by side in the same process and reports ratios; absolute
 times depend on the machine and are only informative.
@@ -26,6 +26,9 @@ from ._harness import table
 # (which are tuned for instances of a few thousand rows), smaller retraining batches to bound memory.
 ORACLE_AT_SCALE = {"steps": 30, "max_evaluations": 300, "neighbourhood": 32, "swap_shortlist": 8, "batch_size": 64}
 
+FULL_OUT = "benchmarks/results.json"
+QUICK_OUT = "benchmarks/out/results_quick.json"
+
 # name -> (module, full-size kwargs, quick kwargs); run in this order (the longest last)
 BENCHMARKS = {
     "hypergrad": ("bench_hypergrad", {}, {"n": 300, "d": 5, "candidates": 30}),
@@ -33,6 +36,9 @@ BENCHMARKS = {
     "knn": ("bench_knn", {}, {"n": 5_000, "d": 5}),
     "milp": ("bench_milp", {}, {"sizes": (60, 120), "budget": 3, "time_limit": 10.0}),
     "design": ("bench_design", {}, {"n": 3_000, "batches": (1, 40), "moves": 8, "source": "synthetic"}),
+    "portfolio": ("bench_portfolio", {},
+                  {"datasets": ("compas",), "budgets": (10,), "tiny_sizes": (40,), "tiny_budgets": (2,),
+                   "tiny_seeds": 1, "relaxed_sizes": (2_000,), "relaxed_features": 5}),
     "oracle": ("bench_oracle", {"oracle_params": ORACLE_AT_SCALE},
                {"sizes": (1_000, 2_000), "source": "synthetic", "features": 20, "greedy_n": 600, "greedy_budget": 3,
                 "oracle_params": {"steps": 10, "max_evaluations": 200}}),
@@ -61,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=JSON",
                    help="override one keyword of one benchmark, e.g. oracle.sizes=[5000,20000] (recorded in the JSON)")
-    p.add_argument("--out", default="benchmarks/results.json", help="JSON file for the results")
+    p.add_argument("--out", default=None,
+                   help=f"JSON file for the results (default: {FULL_OUT}; with --quick, {QUICK_OUT}, which is "
+                        "git-ignored, so a smoke run never overwrites the tracked results)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else FULL_OUT
     overrides = parse_overrides(args.overrides, p)
     results = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "benchmarks": []}
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         results["benchmarks"].append(res)
         header = {k: v for k, v in res.items() if k not in ("rows", "versus_greedy", "benchmark")}
         print(f"\n== {name} == {header}")
-        for key in ("rows", "versus_greedy"):
+        for key in ("rows", "versus_greedy", "summary", "tiny", "relaxed"):
             if res.get(key):
                 print(table(res[key], list(res[key][0].keys())))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

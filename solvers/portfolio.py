@@ -4,23 +4,35 @@ The oracle is omniscient: it reads every training row and retrains the firm exac
 can. It is a reference that bounds what a collective could do (the yardstick of the heuristics' optimality gap),
 not a strategy a collective can run.
 
-Components (each optional):
+One call answers every budget, in this order (each stage optional, each flip set retrained at most once per call
+through the problem's objective cache):
 
-- ``relaxed``: ``oracle-relaxed`` (hypergradient relaxation, rounding, local search), all budgets in one batch;
-- ``convex``: ``oracle-convex`` (CVXPY LP/MILP; exact MILP with a certified bound for the ridge firm), used when
-  registered; if it raises, the portfolio records the error and goes on without it;
-- ``greedy``: greedy forward selection with exact retraining, when c * M retrainings are affordable (one path
-  serves every budget: greedy's answer for a smaller budget is a prefix of its answer for a larger one);
-- ``heuristics``: the flip sets of the registered heuristics (random, rb-prob, rb-label, rb-dist, massaging).
+1. ``enumerate``: when every flip set within the largest budget numbers at most ``enumerate_max_sets``, they are
+   all retrained in one batched pass and each budget gets its proven optimum (status ``optimal``,
+   ``bound_source = "enumeration"``); nothing else runs.
+2. ``heuristics``: the flip sets of the registered heuristics (random, rb-prob, rb-label, rb-dist, massaging),
+   scored in one batched pass; together with flipping nothing they are the first incumbents.
+3. ``relaxed``: ``oracle-relaxed``'s relaxation and rounding for all budgets in one batch (its own local search
+   is left to stage 6).
+4. ``convex``: ``oracle-convex`` (CVXPY LP/MILP), by default only for the ridge firm, where it is exact and
+   certifies a bound; on the logistic firm its trust-region linearisation found nothing better than the other
+   starts on COMPAS and Adult (benchmarks/bench_portfolio.py) at several seconds per budget.
+5. ``greedy``: greedy forward selection retraining the ``greedy_shortlist`` most promising additions per step
+   (first-order estimates); one path serves every budget, as greedy's answer for a smaller budget is a prefix.
+6. polish: local search (most promising moves first, see :mod:`fairflip.solvers.search`) from the
+   ``polish_top`` best distinct starting sets of each budget, budgets in increasing order, the previous budget's
+   answer being a starting set of the next (so the objective never rises with the budget).
 
-Every component's flip set is scored by exact retraining; the ``polish_top`` best distinct ones are improved by
-local search; the best true objective wins. As every heuristic's own flip set is among the candidates, the
-oracle is never worse in-sample than any heuristic it ran. ``lower_bound`` is the largest certified bound a
-component reported (e.g. the ridge firm's exact MILP bound), else None.
+Stages stop early when they cannot improve the incumbent (an objective of 0 is optimal: every built-in
+objective is non-negative) and when the time limit passes; the incumbent is then returned with status
+``time_limit``. As every heuristic's own flip set is among the candidates, the oracle is never worse in-sample
+than any heuristic it ran. ``lower_bound`` is the largest certified bound a component reported (enumeration, or
+the ridge firm's exact MILP bound), else None.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Sequence
 
@@ -28,35 +40,48 @@ import numpy as np
 
 from fairflip._errors import FairflipError, check_budget
 from fairflip.firms import require_differentiable
+from fairflip.objectives import get_objective
 from fairflip.methods import HEURISTICS, FlipMethod, FlipResult, SolveControl, available_methods, get_method, register_method
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate
 
-from .exact import batched_objectives, greedy_path, local_search
+from .exact import IMPROVE_TOL, count_flip_sets, enumerate_optimum
 from .relaxed import make_ranker, soft_flip_bilevel
+from .search import ranked_greedy, ranked_local_search, threads_for
 
-COMPONENTS = ("relaxed", "convex", "greedy", "heuristics")
+COMPONENTS = ("enumerate", "heuristics", "relaxed", "convex", "greedy")
+DEFAULT_COMPONENTS = ("enumerate", "heuristics", "relaxed", "convex", "greedy")
+ENUMERATE_MAX_SETS = 20_000
+"""Default ``enumerate_max_sets``. A batched pass retrains a flip set for about 1/250 of a full fit on COMPAS
+(benchmarks/bench_portfolio.py), so 20,000 sets cost about as much as the search stages do there; on small
+instances enumeration is both cheaper and exact."""
 
 
 @register_method("oracle")
 class PortfolioOracle(FlipMethod):
-    """Best in-sample flip set over oracle solvers and heuristic starting points (linear firms).
+    """Best in-sample flip set over oracle solvers and heuristic starting points (differentiable firms).
 
     Omniscient: a reference bounding what a collective could do, not a strategy a real collective can run.
 
     Args:
         seed: seed passed to the heuristics that take one (random), so they match runs of those heuristics.
-        components: which of ``relaxed``, ``convex``, ``greedy``, ``heuristics`` to run.
+        components: which of ``enumerate``, ``heuristics``, ``relaxed``, ``convex``, ``greedy`` may run.
         heuristics: heuristic names used as starting points (those not registered are skipped).
-        relaxed_params: keyword options of ``oracle-relaxed``.
+        relaxed_params: keyword options of ``oracle-relaxed`` (its local-search options are ignored: the
+            portfolio polishes every start itself).
         convex_params: keyword options of ``oracle-convex``.
-        greedy_max_retrains: run greedy only when candidates * budget is at most this.
+        convex_firms: loss names of the firms the convex component runs on (``("squared",)``: the ridge firm,
+            where it is exact and bounds the optimum); ``None`` runs it on every firm.
+        enumerate_max_sets: enumerate (proven optimum) when the flip sets within the largest budget number at
+            most this many.
+        greedy_shortlist: additions retrained per greedy step (the best first-order estimates).
+        greedy_max_retrains: run greedy only while ``greedy_shortlist`` times the largest budget is at most this.
         convex_max_entries: run the convex component only when (evaluation rows) * (candidates), the size of its
             dense score-slope matrix, is at most this; above it the component is skipped (noted in ``info``), so
             memory stays linear in n on census-size data.
-        polish_top: local search starts from this many best distinct starting sets (the relaxed answer is
-            already polished).
-        neighbourhood, swap_shortlist, max_evaluations: local-search limits (see ``local_search``).
+        polish_top: local search starts from this many best distinct starting sets per budget.
+        neighbourhood, swap_shortlist, first_moves, max_evaluations: local-search limits (see
+            :func:`fairflip.solvers.search.ranked_local_search`).
         batch_size: flip sets retrained at once.
     """
 
@@ -66,138 +91,309 @@ class PortfolioOracle(FlipMethod):
         self,
         *,
         seed: int = 0,
-        components: Sequence[str] = COMPONENTS,
+        components: Sequence[str] = DEFAULT_COMPONENTS,
         heuristics: Sequence[str] = HEURISTICS,
         relaxed_params: dict[str, Any] | None = None,
         convex_params: dict[str, Any] | None = None,
+        convex_firms: Sequence[str] | None = ("squared",),
+        enumerate_max_sets: int = ENUMERATE_MAX_SETS,
+        greedy_shortlist: int = 32,
         greedy_max_retrains: int = 20_000,
         convex_max_entries: int = 50_000_000,
         polish_top: int = 2,
         neighbourhood: int = 64,
         swap_shortlist: int = 16,
+        first_moves: int = 64,
         max_evaluations: int = 20_000,
         batch_size: int = 256,
     ) -> None:
         unknown = sorted(set(components) - set(COMPONENTS))
         if unknown:
             raise FairflipError(f"unknown portfolio component(s) {unknown}; choose among {', '.join(COMPONENTS)}")
-        if polish_top < 0:
-            raise FairflipError(f"polish_top must be non-negative, got {polish_top}")
+        for what, v in (("polish_top", polish_top), ("enumerate_max_sets", enumerate_max_sets),
+                        ("greedy_max_retrains", greedy_max_retrains)):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise FairflipError(f"{what} must be a non-negative integer, got {v!r}")
+        for what, v in (("greedy_shortlist", greedy_shortlist), ("neighbourhood", neighbourhood),
+                        ("swap_shortlist", swap_shortlist), ("first_moves", first_moves),
+                        ("max_evaluations", max_evaluations), ("batch_size", batch_size)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise FairflipError(f"{what} must be a positive integer, got {v!r}")
         super().__init__(seed=seed)
         self.components = tuple(components)
         self.heuristics = tuple(heuristics)
         self.relaxed_params = dict(relaxed_params or {})
         self.convex_params = dict(convex_params or {})
-        self.greedy_max_retrains = greedy_max_retrains
+        self.convex_firms = None if convex_firms is None else tuple(convex_firms)
+        self.enumerate_max_sets = int(enumerate_max_sets)
+        self.greedy_shortlist = int(greedy_shortlist)
+        self.greedy_max_retrains = int(greedy_max_retrains)
         self.convex_max_entries = convex_max_entries
-        self.polish_top = polish_top
-        self.search = dict(neighbourhood=neighbourhood, swap_shortlist=swap_shortlist,
+        self.polish_top = int(polish_top)
+        self.batch_size = int(batch_size)
+        self.search = dict(neighbourhood=neighbourhood, swap_shortlist=swap_shortlist, first_moves=first_moves,
                            max_evaluations=max_evaluations, batch_size=batch_size)
 
     def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
-        """Run the portfolio for several budgets (the relaxed component solves them in one batch).
+        """Run the portfolio for several budgets, sharing every retrained flip set between stages and budgets.
 
         Args:
-            problem: the flip problem; its firm must be linear.
+            problem: the flip problem; its firm must be differentiable (linear).
             budgets: B budgets M_b >= 0.
+            control: time limit and progress (``stage`` = the running stage, ``best`` = the best objective so
+                far over the budgets, ``bound`` = the best certified bound when there is one).
 
         Returns:
-            B :class:`FlipResult` with ``info["winner"]`` (the component whose flips won) and
-            ``info["components"]`` (each component's objective before and after local search, and its time).
+            B :class:`FlipResult` with ``objective`` (true, in-sample), ``solver_objective`` (the same: the
+            portfolio's own value is the true objective), ``info["winner"]`` (the component whose flips won),
+            ``info["components"]`` (each component's objective before and after local search, and its time),
+            ``info["retrained"]`` and ``info["cache_hits"]`` (flip sets retrained and answered from the cache).
         """
         budgets = [check_budget(b) for b in budgets]
         require_differentiable(problem.firm, "the oracle portfolio")
-        starts: list[dict[str, tuple[np.ndarray, float | None, dict]]] = [{} for _ in budgets]
-        bounds: list[list[float]] = [[] for _ in budgets]
-        errors: dict[str, str] = {}
-        if "relaxed" in self.components:
-            t = time.perf_counter()
-            relaxed = get_method("oracle-relaxed", seed=self.seed, **self.relaxed_params).select_many(problem, budgets)
-            per = (time.perf_counter() - t) / max(len(budgets), 1)
-            for b, r in enumerate(relaxed):
-                starts[b]["oracle-relaxed"] = (r.flipped, per, {"polished": True})
-        eval_rows = problem.n if problem.validation is None else len(problem.validation[1])
-        convex_entries = eval_rows * len(problem.candidates)
-        if "convex" in self.components and convex_entries > self.convex_max_entries:
-            errors["oracle-convex"] = (f"skipped: its slope matrix would hold {convex_entries:,} entries "
-                                       f"(convex_max_entries={self.convex_max_entries:,})")
-        elif "convex" in self.components:
-            for b, M in enumerate(budgets):
-                t = time.perf_counter()
-                try:
-                    r = get_method("oracle-convex", **self.convex_params).select(problem, M)
-                except Exception as exc:  # the portfolio must work without this component, whatever it raises
-                    errors["oracle-convex"] = f"{type(exc).__name__}: {exc}"
-                    break
-                starts[b]["oracle-convex"] = (r.flipped, time.perf_counter() - t, {})
-                if r.lower_bound is not None:
-                    bounds[b].append(float(r.lower_bound))
-        if "greedy" in self.components:
-            self._greedy(problem, budgets, starts)
-        if "heuristics" in self.components:
-            registered = set(available_methods())
-            for name in self.heuristics:
-                if name not in registered:
-                    continue
-                for b, M in enumerate(budgets):
-                    t = time.perf_counter()
-                    try:
-                        r = get_method(name, seed=self.seed).select(problem, M)
-                    except FairflipError as exc:  # e.g. a heuristic that needs more majority rows than known
-                        errors[name] = str(exc)
-                        break
-                    starts[b][name] = (r.flipped, time.perf_counter() - t, {})
-        starts = [{**s, "none": (np.zeros(0, dtype=np.int64), 0.0, {})} for s in starts]
-        ranker = self._ranker(problem)
-        return [self._finish(problem, M, starts[b], bounds[b], errors, ranker) for b, M in enumerate(budgets)]
+        with threads_for(problem), problem.objective_cache() as cache:
+            run = _Run(self, problem, budgets, control)
+            if "enumerate" in self.components and run.enumerate():
+                return run.results(cache)
+            for stage in ("heuristics", "relaxed", "convex", "greedy"):
+                if stage in self.components and run.open():
+                    getattr(run, stage)()
+            run.polish()
+            return run.results(cache)
 
-    def _greedy(self, problem: FlipProblem, budgets: list[int], starts: list[dict]) -> None:
-        c = len(problem.candidates)
-        affordable = [M for M in budgets if c * M <= self.greedy_max_retrains]
-        if not affordable:
-            return
-        t = time.perf_counter()
-        order, _ = greedy_path(problem, max(affordable), batch_size=self.search["batch_size"])
-        elapsed = time.perf_counter() - t
-        for b, M in enumerate(budgets):
-            if M in affordable:
-                starts[b]["greedy"] = (np.sort(order[:M]), elapsed, {})
-
-    def _ranker(self, problem: FlipProblem):
-        params = self.relaxed_params
-        kind = params.get("surrogate", "sigmoid")
-        temperature = params.get("temperature", params.get("temperature_end", 0.05))
-        surrogate = FairnessSurrogate(problem.objective, kind, temperature, problem.error_weight)
-        return make_ranker(problem, soft_flip_bilevel(problem, surrogate),
-                           solver=params.get("linear_solver", "auto"))
-
-    def _finish(self, problem: FlipProblem, budget: int, starts: dict, bounds: list[float], errors: dict,
-                ranker) -> FlipResult:
+    def _finish(self, problem: FlipProblem, budget: int, starts: dict, bounds: list[float], errors: dict
+                ) -> FlipResult:
+        """One budget's result from its scored starting sets (``starts``: name -> record with ``flipped``,
+        ``objective``, ``time_s`` and, once polished, ``polished_objective``) and the certified bounds."""
+        comps = {n: {k: v for k, v in rec.items() if k not in ("flipped", "final")} for n, rec in starts.items()}
         names = list(starts)
-        sets = [problem.check_flips(starts[n][0], budget) for n in names]
-        values = batched_objectives(problem, sets, batch_size=self.search["batch_size"])
-        comps: dict[str, dict[str, Any]] = {
-            n: {"objective": float(v), "n_flipped": int(len(s)), "time_s": starts[n][1]}
-            for n, s, v in zip(names, sets, values)}
-        # Polish the best few distinct starting sets that local search has not already polished.
-        seen: set[tuple[int, ...]] = set()
-        polished = 0
-        for i in np.argsort(values, kind="stable"):
-            key = tuple(sets[i].tolist())
-            if polished >= self.polish_top:
-                break
-            if key in seen or starts[names[i]][2].get("polished"):
-                continue
-            seen.add(key)
-            found = local_search(problem, sets[i], budget, ranker=ranker, **self.search)
-            comps[names[i]].update(polished_objective=found.objective, local_search_evaluations=found.evaluations)
-            sets[i], values[i] = found.flipped, found.objective
-            names[i] = f"{names[i]} + local search"
-            polished += 1
-        best = int(np.argmin(values))  # ties go to the earlier component (relaxed, convex, greedy, heuristics, none)
+        finals = [starts[n].get("final", (starts[n]["flipped"], starts[n]["objective"])) for n in names]
+        best = min(range(len(names)), key=lambda i: finals[i][1])  # ties: the earlier component
+        flipped, value = finals[best]
+        winner = names[best] + (" + local search" if "polished_objective" in starts[names[best]] else "")
         lower = max(bounds) if bounds else None
-        info = {"winner": names[best], "objective": float(values[best]), "components": comps,
+        source = None
+        if lower is not None:
+            source = "milp-dual"
+        info = {"winner": winner, "objective": float(value), "components": comps,
                 "lower_bound_source": "oracle-convex" if bounds else None}
         if errors:
-            info["errors"] = errors
-        return FlipResult(flipped=sets[best], lower_bound=lower, info=info)
+            info["errors"] = dict(errors)
+        return FlipResult(flipped=flipped, objective=float(value), solver_objective=float(value),
+                          lower_bound=lower, bound_source=source, info=info)
+
+
+class _Run:
+    """State of one portfolio call: per budget, the scored starting sets by component."""
+
+    def __init__(self, oracle: PortfolioOracle, problem: FlipProblem, budgets: list[int],
+                 control: SolveControl) -> None:
+        self.oracle, self.problem, self.budgets, self.control = oracle, problem, budgets, control
+        self.starts: list[dict[str, dict[str, Any]]] = [{} for _ in budgets]
+        self.bounds: list[list[float]] = [[] for _ in budgets]
+        self.bound_sources: list[list[str]] = [[] for _ in budgets]
+        # Gap-structure objectives (and their error term) are non-negative, so 0 is a trivial bound.
+        self.floor = 0.0 if get_objective(problem.objective).has_gap_structure else -math.inf
+        self.errors: dict[str, str] = {}
+        self.enumerated: list | None = None
+        self._ranker = None
+        self._relaxed_ranker_source = None
+        # Flipping nothing: the first incumbent of every budget (one retraining).
+        self._add("none", [np.zeros(0, dtype=np.int64)] * len(budgets), 0.0)
+
+    # ----- bookkeeping -----
+    def _add(self, name: str, sets: list[np.ndarray], seconds: float, **extra: Any) -> None:
+        """Score one component's flip set per budget (one batched pass, cached) and record them."""
+        sets = [self.problem.check_flips(f, M) for f, M in zip(sets, self.budgets)]
+        values = self.problem.objective_of(sets)
+        for b, (f, v) in enumerate(zip(sets, values)):
+            self.starts[b][name] = {"flipped": f, "objective": float(v), "n_flipped": int(len(f)),
+                                    "time_s": seconds / max(len(self.budgets), 1), **extra}
+        self.control.report(stage=name, best=self.best_overall(), bound=self.bound_overall())
+
+    def best(self, b: int) -> tuple[np.ndarray, float]:
+        recs = [r.get("final", (r["flipped"], r["objective"])) for r in self.starts[b].values()]
+        return min(recs, key=lambda fv: fv[1])
+
+    def best_overall(self) -> float:
+        return min(self.best(b)[1] for b in range(len(self.budgets)))
+
+    def bound_overall(self) -> float | None:
+        known = [max(bs) for bs in self.bounds if bs]
+        return min(known) if known and len(known) == len(self.budgets) else None
+
+    def open(self) -> bool:
+        """Whether a further stage may still help: time left and some budget not yet proven optimal (an
+        objective of 0 cannot be improved; nor can one that meets a certified bound)."""
+        if self.control.expired():
+            return False
+        for b in range(len(self.budgets)):
+            value = self.best(b)[1]
+            bound = max(self.bounds[b] + [self.floor])
+            if value > bound + IMPROVE_TOL:
+                return True
+        return False
+
+    def ranker(self):
+        """The first-order ranker (surrogate hypergradient toggle gains), built once, memoised by flip set."""
+        if self._ranker is None:
+            params = self.oracle.relaxed_params
+            kind = params.get("surrogate", "sigmoid")
+            temperature = params.get("temperature") or params.get("temperature_end", 0.05)
+            surrogate = FairnessSurrogate(self.problem.objective, kind, temperature, self.problem.error_weight,
+                                          solver="oracle-relaxed")
+            rank = make_ranker(self.problem, soft_flip_bilevel(self.problem, surrogate),
+                               solver=params.get("linear_solver", "auto"))
+            memo: dict[bytes, np.ndarray] = {}
+
+            def ranked(flipped: np.ndarray) -> np.ndarray:
+                key = np.sort(np.asarray(flipped, dtype=np.int64)).tobytes()
+                if key not in memo:
+                    memo[key] = rank(flipped)
+                return memo[key]
+
+            self._ranker = ranked
+        return self._ranker
+
+    # ----- stages -----
+    def enumerate(self) -> bool:
+        """Stage 1: enumerate when cheap; True when every budget got its proven optimum (or time ran out)."""
+        cands = self.problem.candidates
+        top = max(self.budgets, default=0)
+        n_sets = count_flip_sets(len(cands), top)
+        if n_sets > self.oracle.enumerate_max_sets:
+            return False
+        t = time.perf_counter()
+        found = enumerate_optimum(self.problem, self.budgets, batch_size=max(self.oracle.batch_size, 512),
+                                  control=self.control)
+        seconds = time.perf_counter() - t
+        for b, e in enumerate(found):
+            self.starts[b]["enumeration"] = {"flipped": e.flipped, "objective": float(e.objective),
+                                             "n_flipped": int(len(e.flipped)), "time_s": seconds / len(found),
+                                             "n_sets": e.n_sets, "complete": e.complete}
+        self.enumerated = found
+        return True
+
+    def heuristics(self) -> None:
+        """Stage 2: every registered heuristic's flip sets for every budget, scored in one batched pass."""
+        registered = set(available_methods())
+        for name in self.oracle.heuristics:
+            if name not in registered or self.control.expired():
+                continue
+            t = time.perf_counter()
+            try:
+                found = get_method(name, seed=self.oracle.seed).select_many(self.problem, self.budgets)
+            except FairflipError as exc:  # e.g. a heuristic that needs more majority rows than known
+                self.errors[name] = str(exc)
+                continue
+            self._add(name, [r.flipped for r in found], time.perf_counter() - t)
+
+    def relaxed(self) -> None:
+        """Stage 3: the relaxation and rounding of ``oracle-relaxed`` for all budgets in one batch."""
+        params = {k: v for k, v in self.oracle.relaxed_params.items()}
+        params["local_search"] = False
+        method = get_method("oracle-relaxed", seed=self.oracle.seed, **params)
+        t = time.perf_counter()
+        relaxation = method.relax(self.problem, self.budgets, self.control)
+        rounded = method.round(self.problem, self.budgets, relaxation, self.control)
+        self._add("oracle-relaxed", [f for f, _ in rounded], time.perf_counter() - t,
+                  surrogate_value=None, steps_run=relaxation.steps_run)
+        for b in range(len(self.budgets)):
+            self.starts[b]["oracle-relaxed"]["surrogate_value"] = float(relaxation.value[b])
+
+    def convex(self) -> None:
+        """Stage 4: ``oracle-convex`` per budget (on the firms in ``convex_firms``), bounds recorded."""
+        problem, oracle = self.problem, self.oracle
+        loss = getattr(problem.firm, "loss", None)
+        if oracle.convex_firms is not None and loss not in oracle.convex_firms:
+            return
+        eval_rows = problem.n if problem.validation is None else len(problem.validation[1])
+        entries = eval_rows * len(problem.candidates)
+        if entries > oracle.convex_max_entries:
+            self.errors["oracle-convex"] = (f"skipped: its slope matrix would hold {entries:,} entries "
+                                            f"(convex_max_entries={oracle.convex_max_entries:,})")
+            return
+        params = dict(oracle.convex_params)
+        sets, seconds = [], 0.0
+        for b, M in enumerate(self.budgets):
+            if self.control.expired():
+                return
+            if self.control.time_limit is not None:
+                params["time_limit"] = max(1e-3, min(float(params.get("time_limit", 60.0)), self.control.remaining()))
+            t = time.perf_counter()
+            try:
+                r = get_method("oracle-convex", **params).select(problem, M)
+            except Exception as exc:  # the portfolio must work without this component, whatever it raises
+                self.errors["oracle-convex"] = f"{type(exc).__name__}: {exc}"
+                return
+            seconds += time.perf_counter() - t
+            sets.append(r.flipped)
+            if r.lower_bound is not None:
+                self.bounds[b].append(float(r.lower_bound))
+                self.bound_sources[b].append(r.bound_source or "milp-dual")
+        self._add("oracle-convex", sets, seconds)
+
+    def greedy(self) -> None:
+        """Stage 5: first-order-shortlisted greedy, one path for every budget."""
+        oracle = self.oracle
+        top = max(self.budgets)
+        if top == 0 or oracle.greedy_shortlist * top > oracle.greedy_max_retrains:
+            return
+        t = time.perf_counter()
+        order, _ = ranked_greedy(self.problem, top, ranker=self.ranker(), shortlist=oracle.greedy_shortlist,
+                                 batch_size=oracle.batch_size, control=self.control)
+        self._add("greedy", [order[:M] for M in self.budgets], time.perf_counter() - t)
+
+    def polish(self) -> None:
+        """Stage 6: local search from the best distinct starts, budgets in increasing order, each budget's answer
+        a start of the next."""
+        previous: tuple[int, np.ndarray, float] | None = None
+        for b in sorted(range(len(self.budgets)), key=lambda i: self.budgets[i]):
+            starts, M = self.starts[b], self.budgets[b]
+            if previous is not None and previous[0] <= M and "previous budget" not in starts:
+                starts["previous budget"] = {"flipped": previous[1], "objective": previous[2],
+                                             "n_flipped": int(len(previous[1])), "time_s": 0.0}
+            seen: set[bytes] = set()
+            polished = 0
+            for name in sorted(starts, key=lambda n: starts[n]["objective"]):
+                rec = starts[name]
+                key = rec["flipped"].tobytes()
+                if polished >= self.oracle.polish_top or not self.open():
+                    break
+                if key in seen:
+                    continue
+                seen.add(key)
+                t = time.perf_counter()
+                found = ranked_local_search(self.problem, rec["flipped"], M, ranker=self.ranker(),
+                                            value=rec["objective"], control=self.control,
+                                            stage=f"local search (budget {M})", **self.oracle.search)
+                rec.update(polished_objective=found.objective, local_search_evaluations=found.evaluations,
+                           local_search_s=time.perf_counter() - t)
+                rec["final"] = (found.flipped, found.objective)
+                polished += 1
+                self.control.report(stage="local search", best=self.best_overall(), bound=self.bound_overall())
+            flipped, value = self.best(b)
+            previous = (M, flipped, value)
+
+    def results(self, cache) -> list[FlipResult]:
+        out = []
+        hit = self.control.expired()
+        for b, M in enumerate(self.budgets):
+            result = self.oracle._finish(self.problem, M, self.starts[b], self.bounds[b], self.errors)
+            if self.bounds[b]:
+                result.bound_source = self.bound_sources[b][int(np.argmax(self.bounds[b]))]
+            e = None if self.enumerated is None else self.enumerated[b]
+            if e is not None and e.complete:
+                result.status, result.lower_bound, result.bound_source = "optimal", float(e.objective), "enumeration"
+                result.info["lower_bound_source"] = "enumeration"
+            elif e is not None or hit:
+                result.status, result.time_limit_hit = "time_limit", True
+            elif result.objective is not None and result.objective <= self.floor + IMPROVE_TOL:
+                # A gap-structure objective is non-negative: 0 is optimal.
+                result.status, result.lower_bound, result.bound_source = "optimal", 0.0, "trivial"
+            elif result.lower_bound is not None and result.objective <= result.lower_bound + IMPROVE_TOL:
+                result.status = "optimal"
+            result.info.update(retrained=cache.retrained, cache_hits=cache.hits,
+                               n_candidates=int(len(self.problem.candidates)))
+            out.append(result)
+        return out

@@ -22,6 +22,7 @@ recorded in ``info`` under its own name. ``lower_bound`` is None: nothing here c
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -33,8 +34,37 @@ from fairflip.methods import FlipMethod, FlipResult, SolveControl, register_meth
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate, SurrogateKind, TemperatureSchedule
 
-from .exact import batched_objectives, local_search
+from .exact import batched_objectives
 from .hypergrad import LinearSolver, SoftFlipBilevel, UnrollKind, implicit_hypergradient, unrolled_hypergradient
+from .search import ranked_local_search, threads_for
+
+
+@dataclass
+class Relaxation:
+    """The relaxed solution of B budgets (see :meth:`RelaxedOracle.relax`).
+
+    Attributes:
+        bilevel: the relaxed bilevel problem (its surrogate at the final temperature).
+        z: shape (B, c) relaxed flips; grad: shape (B, c) the last hypergradient; value: shape (B,) the
+            surrogate's value at the last step (NaN when no step ran).
+        steps_run: projected-gradient steps made; seconds: wall time.
+    """
+
+    bilevel: SoftFlipBilevel
+    z: np.ndarray
+    grad: np.ndarray
+    value: np.ndarray
+    steps_run: int
+    seconds: float
+
+
+LARGE_ENTRIES = 1_000_000
+"""Design matrices with more entries (n * p) than this get the large-instance settings (see
+:meth:`RelaxedOracle.settings`)."""
+AUTO_SMALL = {"steps": 100, "neighbourhood": 64, "swap_shortlist": 16, "max_evaluations": 20_000,
+              "batch_size": 256, "max_prefixes": 64}
+AUTO_LARGE = {"steps": 30, "neighbourhood": 32, "swap_shortlist": 8, "max_evaluations": 300, "batch_size": 64,
+              "max_prefixes": 16}
 
 
 def project_capped_simplex(z: torch.Tensor, budgets: torch.Tensor, *, iterations: int = 200) -> torch.Tensor:
@@ -94,7 +124,7 @@ def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> Sof
     # The problem's device cache: the design matrix is transferred once, the unflipped optimum warm-starts every
     # inner solve and its Hessian (large p) preconditions them.
     cache = problem.linear_cache()
-    X_eval, y_eval, a_eval = (problem.X, problem.y, problem.a) if problem.validation is None else problem.validation
+    X_eval, y_eval, a_eval = problem.evaluation_set
     return SoftFlipBilevel(
         firm=firm,
         Xd=cache["Xd"],
@@ -142,13 +172,15 @@ class RelaxedOracle(FlipMethod):
         temperature: a fixed temperature (sigmoid T or hinge width); None anneals from ``temperature_start``
             to ``temperature_end`` (geometric schedule).
         temperature_start, temperature_end: the annealing range (score units).
-        steps: projected-gradient iterations.
+        steps: projected-gradient iterations (None: automatic, see :meth:`settings`; likewise for
+            ``neighbourhood``, ``swap_shortlist``, ``max_evaluations``, ``batch_size`` and ``max_prefixes``).
         lr: the largest coordinate move of z per iteration at the start (decays linearly to a tenth).
         gradient: ``implicit`` (default) or ``unrolled`` hypergradients.
         unroll_steps, unroll_kind: K and ``newton``/``gradient`` for the unrolled variant.
         linear_solver: Hessian solve of the implicit gradient: ``auto``, ``cholesky`` or ``cg``.
         local_search: polish the rounded flips by add/drop/swap moves with exact retraining.
-        neighbourhood, swap_shortlist, max_evaluations: local-search limits (see ``local_search``).
+        neighbourhood, swap_shortlist, first_moves, max_evaluations: local-search limits (see
+            :func:`fairflip.solvers.search.ranked_local_search`).
         batch_size: flip sets retrained at once.
         max_prefixes: the most prefix sizes the rounding retrains per budget (all of 0..M when M < max_prefixes,
             else that many evenly spread sizes including 0 and M; local search refines the size).
@@ -163,24 +195,25 @@ class RelaxedOracle(FlipMethod):
         temperature: float | None = None,
         temperature_start: float = 1.0,
         temperature_end: float = 0.05,
-        steps: int = 100,
+        steps: int | None = None,
         lr: float = 0.25,
         gradient: Literal["implicit", "unrolled"] = "implicit",
         unroll_steps: int = 5,
         unroll_kind: UnrollKind = "newton",
         linear_solver: LinearSolver = "auto",
         local_search: bool = True,
-        neighbourhood: int = 64,
-        swap_shortlist: int = 16,
-        max_evaluations: int = 20_000,
-        batch_size: int = 256,
-        max_prefixes: int = 64,
+        neighbourhood: int | None = None,
+        swap_shortlist: int | None = None,
+        first_moves: int = 64,
+        max_evaluations: int | None = None,
+        batch_size: int | None = None,
+        max_prefixes: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
         if gradient not in ("implicit", "unrolled"):
             raise FairflipError(f"gradient must be implicit or unrolled, got {gradient!r}")
-        if steps < 0 or not lr > 0:
+        if (steps is not None and steps < 0) or not lr > 0:
             raise FairflipError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
         self.schedule = (TemperatureSchedule(temperature, temperature, "constant") if temperature is not None
                          else TemperatureSchedule(temperature_start, temperature_end, "geometric"))
@@ -189,11 +222,33 @@ class RelaxedOracle(FlipMethod):
         self.gradient, self.unroll_steps, self.unroll_kind = gradient, unroll_steps, unroll_kind
         self.linear_solver = linear_solver
         self.local_search = local_search
-        self.neighbourhood, self.swap_shortlist = neighbourhood, swap_shortlist
+        self.neighbourhood, self.swap_shortlist, self.first_moves = neighbourhood, swap_shortlist, first_moves
         self.max_evaluations, self.batch_size = max_evaluations, batch_size
-        if max_prefixes < 2:
+        if max_prefixes is not None and max_prefixes < 2:
             raise FairflipError(f"max_prefixes must be at least 2 (sizes 0 and M), got {max_prefixes}")
+        for what, v in (("neighbourhood", neighbourhood), ("swap_shortlist", swap_shortlist),
+                        ("first_moves", first_moves), ("max_evaluations", max_evaluations),
+                        ("batch_size", batch_size)):
+            if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
+                raise FairflipError(f"{what} must be a positive integer or None (automatic), got {v!r}")
         self.max_prefixes = max_prefixes
+
+    def settings(self, problem: FlipProblem) -> dict:
+        """The effective ``steps``, ``neighbourhood``, ``swap_shortlist``, ``max_evaluations``, ``batch_size``
+        and ``max_prefixes`` for ``problem``: each given value, else the automatic one for its size.
+
+        One exact retraining reads the whole design matrix several times, so the search is sized by n * p
+        (entries of the design matrix): up to :data:`LARGE_ENTRIES` the defaults for instances of a few
+        thousand rows (100 steps, up to 20,000 local-search evaluations over 64 + 64 + 16 x 16 moves, batches of
+        256, 64 prefixes); above it 30 steps, 300 evaluations over 32 + 32 + 8 x 8 moves, batches of 64 and 16
+        prefixes, which costs about 10 to 20 firm fits whatever n (benchmarks/bench_oracle.py).
+        """
+        large = problem.X.shape[0] * (problem.X.shape[1] + 1) > LARGE_ENTRIES
+        auto = AUTO_LARGE if large else AUTO_SMALL
+        given = {"steps": self.steps, "neighbourhood": self.neighbourhood, "swap_shortlist": self.swap_shortlist,
+                 "max_evaluations": self.max_evaluations, "batch_size": self.batch_size,
+                 "max_prefixes": self.max_prefixes}
+        return {k: (auto[k] if v is None else v) for k, v in given.items()}
 
     def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
         """Solve several budgets at once (one relaxed vector each, optimised in one batch).
@@ -201,51 +256,91 @@ class RelaxedOracle(FlipMethod):
         Args:
             problem: the flip problem (c candidates, linear firm).
             budgets: B budgets M_b >= 0.
+            control: time limit and progress; past the limit the relaxation stops where it is and the best flip
+                set retrained so far is returned with status ``time_limit``.
 
         Returns:
-            B :class:`FlipResult`, in the order of ``budgets``.
+            B :class:`FlipResult`, in the order of ``budgets``: ``objective`` the true objective of ``flipped``,
+            ``solver_objective`` the surrogate's value at the relaxed optimum (``info["solver_objective_kind"]``
+            names the surrogate), ``scores`` the relaxed z.
         """
         start = time.perf_counter()
         budgets = [check_budget(b) for b in budgets]
+        cfg = self.settings(problem)
+        with threads_for(problem), problem.objective_cache():
+            relaxed = self.relax(problem, budgets, control)
+            rounded = self.round(problem, budgets, relaxed, control)
+            ranker = (make_ranker(problem, relaxed.bilevel, solver=self.linear_solver)
+                      if self.local_search else None)
+            results = []
+            for b, M in enumerate(budgets):
+                flipped, objective = rounded[b]
+                info = {"surrogate": relaxed.bilevel.surrogate.name, "surrogate_value": float(relaxed.value[b]),
+                        "temperature_schedule": [self.schedule.kind, self.schedule.start, self.schedule.end],
+                        "gradient": self.gradient, "steps": cfg["steps"], "steps_run": relaxed.steps_run,
+                        "relaxation_time_s": relaxed.seconds, "rounded_size": len(flipped),
+                        "rounded_objective": objective, "relaxed_mass": float(relaxed.z[b].sum()),
+                        "solver_objective_kind": relaxed.bilevel.surrogate.name}
+                if self.local_search and not control.expired():
+                    found = ranked_local_search(problem, flipped, M, ranker=ranker, value=objective,
+                                                neighbourhood=cfg["neighbourhood"],
+                                                swap_shortlist=cfg["swap_shortlist"], first_moves=self.first_moves,
+                                                max_evaluations=cfg["max_evaluations"],
+                                                batch_size=cfg["batch_size"], control=control)
+                    flipped, objective = found.flipped, found.objective
+                    info.update(local_search_moves=found.rounds, local_search_evaluations=found.evaluations,
+                                local_search_converged=found.converged)
+                info["objective"] = objective
+                info["time_s"] = time.perf_counter() - start
+                hit = control.expired()
+                results.append(FlipResult(flipped=flipped, scores=np.asarray(relaxed.z[b]), objective=objective,
+                                          solver_objective=float(relaxed.value[b]),
+                                          status="time_limit" if hit else "feasible", time_limit_hit=hit,
+                                          info=info))
+        return results
+
+    def relax(self, problem: FlipProblem, budgets: list[int], control: SolveControl | None = None) -> Relaxation:
+        """Step 1 for B budgets at once: the relaxed z (projected hypergradient descent), see the module doc.
+
+        Stops early (keeping the current z) when ``control``'s time limit passes; reports
+        ``stage="relaxation"`` progress.
+        """
+        start = time.perf_counter()
         surrogate = FairnessSurrogate(problem.objective, self.surrogate.kind, self.schedule.start,
-                                      problem.error_weight)
+                                      problem.error_weight, solver="oracle-relaxed")
         bilevel = soft_flip_bilevel(problem, surrogate)
-        z, grad, value = self._optimise(bilevel, budgets)
-        relax_time = time.perf_counter() - start
+        z, grad, value, steps_run = self._optimise(bilevel, budgets, control, self.settings(problem)["steps"])
+        return Relaxation(bilevel, z, grad, value, steps_run, time.perf_counter() - start)
+
+    def round(self, problem: FlipProblem, budgets: list[int], relaxed: Relaxation,
+              control: SolveControl | None = None) -> list[tuple[np.ndarray, float]]:
+        """Step 2: per budget, the best (flip set, true objective) among the prefixes of the z ordering.
+
+        Every budget's prefixes are retrained in one batched pass (sets shared between budgets once, through
+        the problem's objective cache when it is open).
+        """
         cands = problem.candidates
         # Order by z, ties by the hypergradient (the more negative, the more promising).
-        orders = [np.lexsort((grad[b], -z[b])) for b in range(len(budgets))]
-        prefixes = [[np.sort(cands[orders[b][:k]]) for k in prefix_sizes(M, len(cands), self.max_prefixes)]
+        orders = [np.lexsort((relaxed.grad[b], -relaxed.z[b])) for b in range(len(budgets))]
+        cfg = self.settings(problem)
+        prefixes = [[np.sort(cands[orders[b][:k]]) for k in prefix_sizes(M, len(cands), cfg["max_prefixes"])]
                     for b, M in enumerate(budgets)]
         flat = [s for sets in prefixes for s in sets]
-        values = batched_objectives(problem, flat, batch_size=self.batch_size)
-        ranker = make_ranker(problem, bilevel, solver=self.linear_solver) if self.local_search else None
-        results, offset = [], 0
-        for b, M in enumerate(budgets):
+        values = batched_objectives(problem, flat, batch_size=cfg["batch_size"])
+        out, offset = [], 0
+        for b in range(len(budgets)):
             vals = values[offset:offset + len(prefixes[b])]
             offset += len(prefixes[b])
             k = int(np.argmin(vals))
-            info = {"surrogate": bilevel.surrogate.name, "surrogate_value": float(value[b]),
-                    "temperature_schedule": [self.schedule.kind, self.schedule.start, self.schedule.end],
-                    "gradient": self.gradient, "steps": self.steps, "relaxation_time_s": relax_time,
-                    "rounded_size": len(prefixes[b][k]), "rounded_objective": float(vals[k]),
-                    "relaxed_mass": float(z[b].sum())}
-            flipped, objective = prefixes[b][k], float(vals[k])
-            if self.local_search:
-                found = local_search(problem, flipped, M, ranker=ranker, neighbourhood=self.neighbourhood,
-                                     swap_shortlist=self.swap_shortlist, max_evaluations=self.max_evaluations,
-                                     batch_size=self.batch_size)
-                flipped, objective = found.flipped, found.objective
-                info.update(local_search_moves=found.rounds, local_search_evaluations=found.evaluations,
-                            local_search_converged=found.converged)
-            info["objective"] = objective
-            info["time_s"] = time.perf_counter() - start
-            scores = np.asarray(z[b])
-            results.append(FlipResult(flipped=flipped, scores=scores, info=info))
-        return results
+            out.append((prefixes[b][k], float(vals[k])))
+        if control is not None:
+            control.report(stage="rounding", done=len(flat), total=len(flat), best=float(values.min()))
+        return out
 
-    def _optimise(self, bilevel: SoftFlipBilevel, budgets: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Projected hypergradient descent; returns z (B, c), the last hypergradient (B, c), surrogate (B,)."""
+    def _optimise(self, bilevel: SoftFlipBilevel, budgets: list[int], control: SolveControl | None = None,
+                  steps: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Projected hypergradient descent; returns z (B, c), the last hypergradient (B, c), surrogate (B,) and
+        the steps run (fewer than ``steps`` when the time limit stopped it)."""
         dev, dt = bilevel.Xd.device, bilevel.Xd.dtype
         c = len(bilevel.rows)
         M = torch.tensor(budgets, dtype=dt, device=dev)
@@ -255,8 +350,12 @@ class RelaxedOracle(FlipMethod):
         grad = torch.zeros_like(z)
         value = torch.full((len(budgets),), float("nan"), dtype=dt, device=dev)
         surrogate = bilevel.surrogate
-        for t in range(self.steps):
-            bilevel.surrogate = surrogate.with_temperature(self.schedule.at(t, self.steps))
+        steps_run = 0
+        for t in range(steps):
+            if control is not None and control.expired():
+                break
+            steps_run += 1
+            bilevel.surrogate = surrogate.with_temperature(self.schedule.at(t, steps))
             if self.gradient == "implicit":
                 theta = bilevel.inner(z, init=theta)
                 value, grad = implicit_hypergradient(bilevel, z, theta, solver=self.linear_solver)
@@ -265,6 +364,8 @@ class RelaxedOracle(FlipMethod):
                                                             kind=self.unroll_kind)
             # Normalised step: the surrogate's gradient scale changes by orders of magnitude as T anneals.
             scale = grad.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
-            lr = self.lr * (1.0 - 0.9 * t / max(self.steps - 1, 1))
+            lr = self.lr * (1.0 - 0.9 * t / max(steps - 1, 1))
             z = project_capped_simplex(z - lr * grad / scale, M)
-        return z.cpu().numpy(), grad.cpu().numpy(), value.cpu().numpy()
+            if control is not None and (t + 1) % 10 == 0:
+                control.report(stage="relaxation", done=t + 1, total=steps)
+        return z.cpu().numpy(), grad.cpu().numpy(), value.cpu().numpy(), steps_run

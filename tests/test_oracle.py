@@ -14,6 +14,7 @@ from fairflip.problem import build_problem
 from fairflip.solvers.portfolio import PortfolioOracle
 
 FAST = dict(relaxed_params={"steps": 30}, convex_params={"time_limit": 5.0, "max_rounds": 3})
+SEARCH = dict(FAST, enumerate_max_sets=0, convex_firms=None)  # the search stages, on every firm, no enumeration
 
 
 def _heuristic_values(problem, budget):
@@ -28,11 +29,15 @@ def test_oracle_reaches_brute_force_on_tiny_instances():
         problem = tiny_problem(seed)
         M = 1 + seed % 3
         brute = get_method("brute-force").select(problem, M)
-        oracle = get_method("oracle", **FAST).select(problem, M)
+        enumerated = get_method("oracle", **FAST).select(problem, M)  # few flip sets: the oracle enumerates
+        assert enumerated.status == "optimal" and enumerated.bound_source == "enumeration"
+        assert enumerated.objective == pytest.approx(brute.lower_bound, abs=1e-12)
+        oracle = get_method("oracle", **SEARCH).select(problem, M)  # the search stages alone
         value = problem.objective_of([oracle.flipped])[0]
         assert value >= brute.lower_bound - 1e-12  # brute force is exact by construction
         assert value <= min(_heuristic_values(problem, M).values()) + 1e-12
         assert value == pytest.approx(oracle.info["objective"], abs=1e-12)
+        assert oracle.objective == pytest.approx(value, abs=1e-12)
         hits += value <= brute.lower_bound + 1e-12
     assert hits >= 0.9 * n
 
@@ -41,7 +46,7 @@ def test_ridge_oracle_bound_is_valid():
     for seed in range(4):
         problem = tiny_problem(seed, loss="squared")
         brute = get_method("brute-force").select(problem, 2)
-        oracle = get_method("oracle", **FAST).select(problem, 2)
+        oracle = get_method("oracle", **dict(SEARCH, convex_firms=("squared",))).select(problem, 2)
         if oracle.lower_bound is not None:
             assert oracle.info["lower_bound_source"] == "oracle-convex"
             assert oracle.lower_bound <= brute.lower_bound + 1e-6
@@ -68,7 +73,8 @@ def test_oracle_never_worse_than_heuristics_on_compas(compas_split):
 
 def test_oracle_works_without_the_convex_component():
     problem = tiny_problem(1)
-    r = get_method("oracle", relaxed_params={"steps": 10}, convex_params={"solver": "NOT-A-SOLVER"}).select(problem, 2)
+    r = get_method("oracle", relaxed_params={"steps": 10}, convex_params={"solver": "NOT-A-SOLVER"},
+                   enumerate_max_sets=0, convex_firms=None).select(problem, 2)
     assert "oracle-convex" in r.info["errors"]
     assert "oracle-convex" not in r.info["components"]
     assert r.info["objective"] == pytest.approx(problem.objective_of([r.flipped])[0], abs=1e-12)
@@ -77,21 +83,23 @@ def test_oracle_works_without_the_convex_component():
 def test_oracle_skips_the_convex_component_above_its_size_limit():
     problem = tiny_problem(3)
     limit = problem.n * len(problem.candidates) - 1
-    r = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit).select(problem, 2)
+    r = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit, enumerate_max_sets=0,
+                   convex_firms=None).select(problem, 2)
     assert r.info["errors"]["oracle-convex"].startswith("skipped")
     assert "oracle-convex" not in r.info["components"]
-    full = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit + 1).select(problem, 2)
+    full = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit + 1, enumerate_max_sets=0,
+                      convex_firms=None).select(problem, 2)
     assert "oracle-convex" in full.info["components"]
 
 
 def test_oracle_records_components_and_needs_a_linear_firm():
     problem = tiny_problem(2)
-    r = get_method("oracle", **FAST).select(problem, 2)
+    r = get_method("oracle", **SEARCH).select(problem, 2)
     assert {"oracle-relaxed", "none"} <= set(r.info["components"])
     assert r.info["winner"].split(" + ")[0] in r.info["components"]
     assert "omniscient" in PortfolioOracle.__doc__.lower() and PortfolioOracle.omniscient
     problem.firm = SklearnFirm("sk-logistic", lambda: LogisticRegression())
-    with pytest.raises(FairflipError, match="linear firm"):
+    with pytest.raises(FairflipError, match="gradients"):
         get_method("oracle").select(problem, 2)
     with pytest.raises(FairflipError, match="component"):
         get_method("oracle", components=("magic",))
