@@ -301,3 +301,19 @@ def test_sweep_prints_counts_as_integers(tables, capsys):
     body = [line.split() for line in lines[2:8]]
     assert {row[col_max] for row in body} == {"0", "4", "9"}
     assert all("." not in row[col_n] for row in body)
+
+
+def test_huge_and_infinite_feature_values(tables, tmp_path, capsys):
+    """1e308 in a feature is handled (no NumPy warning line); inf is one error line naming the argument."""
+    frame = pd.read_csv(tables / "train.csv")
+    for name, value in (("huge", 1e308), ("inf", np.inf)):
+        bad = frame.copy()
+        bad.loc[3, "age"] = value
+        bad.to_csv(tmp_path / f"{name}.csv", index=False)
+    rc, out, err = run(["flip", "--train", tmp_path / "huge.csv", "--label", "y", "--group", "race", "--minority", "B",
+                        "--method", "rb-prob", "--budget", 3, "--categorical", "occ", "--json"], capsys)
+    assert rc == 0, err
+    assert "Warning" not in err and len(json.loads(out)["flipped"]) == 3
+    rc, out, err = run(["flip", "--train", tmp_path / "inf.csv", "--label", "y", "--group", "race", "--minority", "B",
+                        "--method", "rb-prob", "--budget", 3], capsys)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("fairflip: error: --train")

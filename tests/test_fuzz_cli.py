@@ -73,10 +73,15 @@ def make_files(folder: Path) -> None:
     nan_label = train.astype({"y": float})
     nan_label.loc[1, "y"] = np.nan
     nan_label.to_csv(folder / "nan_label.csv", index=False)
-    for name, value in (("inf", np.inf), ("neginf", -np.inf), ("huge", 1e308)):
+    for name, value in (("inf", np.inf), ("neginf", -np.inf)):
         bad = train.copy()
         bad.loc[3, "age"] = value
         bad.to_csv(folder / f"{name}_feature.csv", index=False)
+    (folder / "wide.csv").write_text(",".join(f"c{i}" for i in range(100_001)) + ",race,y\n"
+                                     + ",".join("1" for _ in range(100_001)) + ",B,1\n")
+    missing_group = train.copy()
+    missing_group.loc[4, "race"] = np.nan
+    missing_group.to_csv(folder / "missing_group.csv", index=False)
     text_test = test.astype({"age": object})
     text_test.loc[2, "age"] = "unknown"
     text_test.to_csv(folder / "text_numeric_test.csv", index=False)
@@ -180,7 +185,7 @@ COMMON_BAD = {
 FILE_BAD_TRAIN = ["nope.csv", "adir", "empty.csv", "header_only.csv", "garbage.csv", "garbage.parquet",
                   "csv_named.parquet", "truncated.csv.gz", "one_column.csv", "dup_label.csv", "dup_feature.csv",
                   "dup_group.csv", "three_labels.csv", "nan_label.csv", "inf_feature.csv", "neginf_feature.csv",
-                  "huge_feature.csv", "no_minority.csv", "notes.txt/x.csv"]
+                  "no_minority.csv", "notes.txt/x.csv", "wide.csv", "missing_group.csv"]
 FILE_BAD_TEST = ["nope.csv", "adir", "empty.csv", "garbage.csv", "text_numeric_test.csv", "missing_col_test.csv",
                  "bad_label_test.csv", "truncated.csv.gz"]
 OUT_BAD = ["adir", "nofolder/out.csv", "notes.txt/out.csv", "train.csv", "link_to_train.csv", "test.csv",
@@ -322,6 +327,9 @@ def build_cases() -> list[Case]:
             add(f"reproduce {flag} {v!r}", with_opts(rep, flag, v))
     add("reproduce --studies empty", [*rep, "--studies"])
     add("reproduce surplus", [*rep, "surplus"])
+    # a data home that is a file
+    add("flip --dataset bank, data home a file", on_dataset(BASE["flip"])[:1] + ["--dataset", "bank"]
+        + BASE["flip"][-4:], FAIRFLIP_DATA="{d}/notes.txt")
     # top level
     for argv in ([], ["nosuch"], ["--bogus"], ["--plugin"], ["--plugin", "fairflip_no_such_plugin_module", "datasets"],
                  ["--plugin", "{d}/raising_plugin.py", "datasets"]):
@@ -364,7 +372,7 @@ def run_case(case: Case, folder: Path, time_limit: int = 60) -> tuple[str, str]:
     before = snapshot(folder)
     out, err = io.StringIO(), io.StringIO()
     old_env = {k: os.environ.get(k) for k in case.env}
-    os.environ.update(case.env)
+    os.environ.update({k: v.replace("{d}", str(folder)) for k, v in case.env.items()})
     cwd = os.getcwd()
     os.chdir(folder)
     old = signal.signal(signal.SIGALRM, _alarm)
