@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from ._args import add_plugin_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("datasets", help="list datasets with sizes and provenance")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--all", action="store_true", help="also load data-home datasets (slow for the large ones)")
+    add_plugin_arg(p, dest="sub_plugins")
     p.set_defaults(run=run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import _names
+from ._args import add_plugin_arg
 
 
 def add_parser(sub) -> None:
@@ -17,9 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("--address", help="Ray cluster address (auto, HOST:6379 or ray://HOST:10001); with --backend ray")
     p.add_argument("--workers", default=None,
                    help="local worker processes, or CPUs of a local Ray instance (default: all cores; at most 1024)")
-    p.add_argument("--seeds", default=None, help="number of seeds (default: 5, or 2 with --quick; at most 1000)")
+    p.add_argument("--seeds", default=None, help="number of seeds (default: 5, or 3 with --quick; at most 1000)")
     p.add_argument("--configs", help="folder of study configs (<study>.toml) to use instead of the packaged ones")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_plugin_arg(p, dest="sub_plugins")
     p.set_defaults(run=run)
 
 
