@@ -232,6 +232,7 @@ def exact_threshold_problem(
     error_weight: float = 0.0,
     tolerance: float = 1e-7,
     moves: int | None = None,
+    radius: np.ndarray | None = None,
 ) -> tuple[cp.Problem, cp.Variable, float]:
     """The hard-threshold objective as a MILP with big-M prediction indicators; a relaxation of the true problem.
 
@@ -249,6 +250,10 @@ def exact_threshold_problem(
         error_weight: weight of the error rate mean(p_i != y_i).
         tolerance: absolute half-width of the band around the threshold (> 0).
         moves: optional trust region ||z - center||_1 <= moves (also tightens the bounds).
+        radius: optional shape (m,) non-negative half-widths r_i: the true score is only known to lie in
+            [f_i(z) - r_i, f_i(z) + r_i] (a certified interval model, e.g. the logistic firm's). p_i = 1 then
+            requires f_i(z) + r_i >= -delta_i and p_i = 0 requires f_i(z) - r_i <= delta_i, so the MILP stays a
+            relaxation of every flip set whose scores lie in their intervals.
 
     Returns:
         (problem, binary z variable of shape (c,), constant to add to the solver's objective).
@@ -261,6 +266,11 @@ def exact_threshold_problem(
         reach = int(model.center.sum()) + budget
     lower, upper = model.score_bounds(reach)
     delta = threshold_band(model, lower, upper, tolerance)
+    r = np.zeros(m) if radius is None else np.asarray(radius, dtype=np.float64)
+    if r.shape != (m,) or not np.all(r >= 0):
+        raise FairflipError(f"radius must be a non-negative array of shape ({m},)")
+    # The interval [f - r, f + r] over every reachable z lies in [lower - r, upper + r].
+    lower, upper = lower - r, upper + r
     rows = np.arange(m) if error_weight > 0 else gaps.rows
     fixed_one = lower[rows] > delta[rows]
     fixed_zero = upper[rows] < -delta[rows]
@@ -276,10 +286,11 @@ def exact_threshold_problem(
     if p is not None:
         gap_expr = gap_expr + gaps.weights[:, free] @ p
         f_free = model.base[free] - model.slope[free] @ model.center + model.slope[free] @ z
-        d = delta[free]
-        big_up = np.maximum(upper[free], 0.0) + d
-        big_down = np.maximum(-lower[free], 0.0) + d
-        cons += [f_free <= d + cp.multiply(big_up, p), f_free >= -d - cp.multiply(big_down, 1 - p)]
+        d, rf = delta[free], r[free]
+        # Over reachable z, f - r <= (upper + r) - 2r and f + r >= (lower - r) + 2r: the big-Ms cover both.
+        big_up = np.maximum(upper[free] - 2 * rf, 0.0) + d
+        big_down = np.maximum(-(lower[free] + 2 * rf), 0.0) + d
+        cons += [f_free - rf <= d + cp.multiply(big_up, p), f_free + rf >= -d - cp.multiply(big_down, 1 - p)]
     term, agg_cons = _aggregate(gaps, gap_expr)
     cons += agg_cons
     objective, constant = term, 0.0
