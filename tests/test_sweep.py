@@ -235,3 +235,36 @@ def test_success_rises_with_collective_size(toy_large):
         s = [float(avg[(avg.method == method) & (avg.budget == budget) & (avg.collective_fraction == f)].success.iloc[0])
              for f in fractions]
         assert all(b > a for a, b in zip(s, s[1:])), (method, budget, s)
+
+
+def test_sweep_passes_time_limit_and_reports_progress(toy_split):
+    """The time limit reaches every method call, progress counts the calls up to the total and relays the
+    method's own best/bound reports, and each row carries its result's status."""
+    from fairflip.methods import FlipMethod, FlipResult, register_method
+
+    seen = []
+
+    @register_method("test-sweep-recorder")
+    class Recorder(FlipMethod):
+        omniscient = True
+
+        def _select_many(self, problem, budgets, control):
+            seen.append(control.time_limit)
+            control.report(stage="search", best=0.25, bound=0.125)
+            status = "time_limit" if control.time_limit is not None and control.time_limit < 1 else "feasible"
+            return [FlipResult(flipped=problem.candidates[:M], status=status, time_limit_hit=status == "time_limit")
+                    for M in budgets]
+
+    train, test = toy_split
+    reports = []
+    table = sweep(train, test, methods=["random", "test-sweep-recorder"], budgets=[0, 3], seeds=[0, 1],
+                  collective_fractions=[0.2, 0.4], time_limit=0.5, progress=reports.append)
+    assert seen == [0.5] * 4  # one call per problem (2 fractions x 2 seeds)
+    assert set(table.loc[table.method == "random", "status"]) == {"ranked"}
+    assert set(table.loc[table.method == "test-sweep-recorder", "status"]) == {"time_limit"}
+    counts = [r["done"] for r in reports if "done" in r]
+    assert counts[-1] == 8 and all(r.get("total", 8) == 8 for r in reports) and counts == sorted(counts)
+    relayed = [r for r in reports if r.get("best") == 0.25]
+    assert len(relayed) == 4 and all(r["bound"] == 0.125 and "done" not in r for r in relayed)
+    table = sweep(train, test, methods=["test-sweep-recorder"], budgets=[2], seeds=[0])
+    assert seen[-1] is None and set(table.status) == {"feasible"}

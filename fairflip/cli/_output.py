@@ -110,7 +110,11 @@ class Progress:
         return "  ".join(parts)
 
     def __call__(self, fields: dict[str, Any]) -> None:
-        self.state.update({k: v for k, v in fields.items() if v is not None})
+        for k, v in fields.items():  # None clears a field (e.g. the best of the previous method)
+            if v is None:
+                self.state.pop(k, None)
+            else:
+                self.state[k] = v
         if not self.enabled:
             return
         now = time.perf_counter()
