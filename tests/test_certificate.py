@@ -4,6 +4,7 @@ and flagged, and ``optimal`` is claimed only where objective and bound meet."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fairflip.methods import FlipResult
 from fairflip.solvers.certificate import adopt_best_bound, meets
@@ -41,3 +42,57 @@ def test_trivial_and_missing_bounds():
     adopt_best_bound(r, [("a", _result(0.3))])
     assert r.lower_bound is None and r.info["lower_bound_source"] is None and not r.bound_inconsistent
     assert meets(0.0, 0.0) and meets(0.2, 0.2 - 1e-8) and not meets(0.2, 0.19) and not meets(None, 0.1)
+
+
+# ----- the logistic firm's certified intervals and branch and bound, against an independent brute force -----
+def test_logistic_intervals_contain_every_retrained_score():
+    import itertools
+
+    from test_soundness import fit_reference, random_instance
+
+    from fairflip.solvers.logistic_cert import logistic_intervals
+
+    checked = certified = 0
+    for seed in range(1, 1000, 2):  # odd seeds: the logistic firm, every option combination
+        if certified >= 40:
+            break
+        problem, budget, opts = random_instance(seed)
+        cands = problem.candidates
+        center = cands[:1] if seed % 3 == 0 else cands[:0]
+        free = np.setdiff1d(cands, center)
+        iv = logistic_intervals(problem, center, free, budget)
+        if not iv.certified:
+            continue
+        certified += 1
+        Xe = problem.evaluation_set[0]
+        E = np.c_[Xe, np.ones(len(Xe))]
+        for k in range(budget + 1):
+            for A in itertools.combinations(free, k):
+                y = problem.y.astype(float)
+                rows = list(center) + list(A)
+                y[rows] = 1 - y[rows]
+                f = E @ fit_reference(problem.X, y, "logistic", opts["C"], problem.sample_weight)
+                z = np.isin(free, A).astype(float)
+                assert np.all(np.abs(f - iv.model.at(z)) <= iv.radius + 1e-9), (seed, A)
+                checked += 1
+    assert certified >= 40 and checked >= 300, (certified, checked)
+
+
+def test_logistic_branch_and_bound_never_bounds_above_the_optimum():
+    from test_soundness import Reference, random_instance
+
+    from fairflip.solvers.logistic_cert import certify_logistic
+
+    proven = 0
+    for seed in range(3, 80, 4):
+        problem, budget, opts = random_instance(seed)
+        ref = Reference(problem, budget, "logistic", opts["C"])
+        r = certify_logistic(problem, budget, time_limit=20.0)
+        assert r.lower_bound is not None and r.lower_bound <= ref.optimum + 1e-9, (seed, r.lower_bound, ref.optimum)
+        assert r.bound_source in ("relaxation", "branch-and-bound", "trivial")
+        value, ambiguous = ref.value_of(r.flipped)
+        assert ambiguous or r.objective == pytest.approx(value, abs=1e-12)
+        if r.status == "optimal":
+            proven += 1
+            assert r.objective <= ref.optimum + 1e-9
+    assert proven >= 5, proven
