@@ -101,7 +101,7 @@ def reproduce(
     store_path = store.path
     store.close()
     wall = time.perf_counter() - start
-    info = {"mode": "quick" if quick else "full", "studies": len(names), "seeds": seeds or "per config",
+    info = {"studies": len(names), "seeds override": seeds if seeds is not None else "none (each config's)",
             "backend": backend, "cells": f"{summary.planned} ({summary.reused} reused, {summary.computed} computed, "
                                             f"{len(summary.failed)} failed)",
             "wall time": f"{wall:.0f} s"}

@@ -21,8 +21,8 @@ import pandas as pd
 from fairflip._errors import FairflipError
 
 from .study_kit import (
-    Plan, StudyConfig, StudyResult, baseline_cells, grid_cells, mean_sd, new_figure, new_grid, no_data,
-    plan_datasets, plan_methods, pretty,
+    Plan, StudyConfig, StudyResult, baseline_cells, grid_cells, legend_below, mean_sd, new_figure,
+    new_grid, no_data, pivot, plan_datasets, plan_methods,
 )
 
 EXTENSION = "No claim of the paper to test (an extension)."
@@ -64,17 +64,55 @@ def _with_flips(frame: pd.DataFrame) -> pd.DataFrame:
                         eqod_after=frame.eqod, error_after=frame.error)
 
 
-def cleaning_figure(frame: pd.DataFrame):
+def identical_stealth(frame: pd.DataFrame, records: dict | None = None) -> dict[tuple[str, str], int]:
+    """The (dataset, cleaner) pairs whose stealthy flips are the same for every strategy and budget.
+
+    That happens when the candidates the cleaner would not flag are used up at the smallest budget: every
+    strategy then flips exactly those rows. Rows are compared through the flipped sets in ``records`` (config
+    hash -> store record) when given, else through the cells' results (flips, recall, EqOd before and after).
+
+    Args:
+        frame: the cleaning study's tidy table.
+        records: the store records by config hash (optional).
+
+    Returns:
+        (dataset, cleaner) -> the number of stealthy flips (mean over seeds), for the pairs with more than one
+        (strategy, budget) whose stealthy flips coincide on every seed.
+    """
+    frame = _with_flips(frame)
+    st = frame[(frame.flips == "stealth") & (frame.method != "none")]
+    out = {}
+    for (ds, cleaner), g in st.groupby(["dataset", "cleaner"]):
+        if len(g.groupby(["method", "budget_share"])) < 2:
+            continue
+        same = True
+        for _, per_seed in g.groupby("seed"):
+            if records and all(h in records for h in per_seed.config_hash):
+                keys = {tuple(records[h]["extra"]["flipped"]) for h in per_seed.config_hash}
+            else:
+                keys = {tuple(np.round(r, 12)) for r in per_seed[["n_flipped", "recall", "eqod_before",
+                                                                  "eqod_after"]].to_numpy(dtype=float)}
+            same &= len(keys) == 1
+        if same:
+            out[(ds, cleaner)] = float(g.n_flipped.mean())
+    return out
+
+
+def cleaning_figure(frame: pd.DataFrame, identical: dict | None = None):
     """EqOd after cleaning (left panels) and the share of flips the cleaner caught (right panels) versus budget.
 
     Args:
         frame: the cleaning study's tidy table (one row per cell).
+
+        identical: the (dataset, cleaner) pairs of :func:`identical_stealth`; their stealthy flips are one line
+            (black, dashed) instead of one identical line per strategy.
 
     Returns:
         a matplotlib Figure: one row of panels per dataset, one column per (quantity, cleaner); one colour per
         strategy, solid for plain flips and dashed with hollow squares for stealthy ones; grey lines mark the firm
         without flips (solid: no cleaning, dotted: cleaned). Points are means over seeds.
     """
+    identical = identical or {}
     frame = _with_flips(frame)
     means = frame.groupby(["dataset", "cleaner", "method", "flips", "budget_share"], dropna=False)[
         ["recall", "eqod_before", "eqod_after"]].mean().reset_index()
@@ -86,13 +124,20 @@ def cleaning_figure(frame: pd.DataFrame):
         for c, cleaner in enumerate(cleaners):
             part = means[(means.dataset == ds) & (means.cleaner == cleaner)]
             ax_eq, ax_rec = axes[r, c], axes[r, len(cleaners) + c]
+            same = (ds, cleaner) in identical
             for m, (flips, style, marker) in itertools.product(methods, (("plain", "-", "o"), ("stealth", "--", "s"))):
                 line = part[(part.method == m) & (part.flips == flips)].sort_values("budget_share")
-                if line.empty:
+                if line.empty or (same and flips == "stealth"):
                     continue
                 kw = {"marker": marker, "ms": 4, "color": colours[m], "mfc": "none" if flips == "stealth" else None}
                 ax_eq.plot(line.budget_share, line.eqod_after, style, label=f"{m} ({flips})", **kw)
                 ax_rec.plot(line.budget_share, line.recall, style, **kw)
+            if same:
+                line = part[(part.method == methods[0]) & (part.flips == "stealth")].sort_values("budget_share")
+                kw = {"marker": "s", "ms": 5, "color": "k", "mfc": "none"}
+                lab = f"stealth, every strategy (identical: {identical[(ds, cleaner)]:.0f} flips)"
+                ax_eq.plot(line.budget_share, line.eqod_after, "--", label=lab, **kw)
+                ax_rec.plot(line.budget_share, line.recall, "--", **kw)
             base = part[part.method == "none"]
             if len(base):
                 ax_eq.axhline(float(base.eqod_before.iloc[0]), color="0.5", lw=1, label="no flips")
@@ -101,9 +146,7 @@ def cleaning_figure(frame: pd.DataFrame):
                       ylabel="test EqOd")
             ax_rec.set(title=f"{ds}: flips caught ({cleaner})", xlabel="budget (share of candidates)",
                        ylabel="recall", ylim=(-0.02, 1.02))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    legend_below(fig, axes, ncol=5, fontsize=8)
     return fig
 
 
@@ -137,9 +180,17 @@ def _max(values: pd.Series) -> str:
     return "n/a" if values.isna().all() else f"{values.max():.2f}"
 
 
-def cleaning_verdict(frame: pd.DataFrame) -> str:
-    """One sentence from the cleaning study's tidy table: how far stealth keeps the cleaners' recall down and how
-    much of the EqOd gain it keeps, pooled over strategies, budgets and seeds, then per dataset and cleaner."""
+def cleaning_verdict(frame: pd.DataFrame, identical: dict | None = None) -> str:
+    """One paragraph from the cleaning study's tidy table: how far stealth keeps the cleaners' recall down and how
+    much of the EqOd gain it keeps, pooled over strategies, budgets and seeds, then per dataset and cleaner.
+
+    Args:
+        frame: the cleaning study's tidy table.
+        identical: the (dataset, cleaner) pairs of :func:`identical_stealth`: said so, counted once per budget in
+            their own line, and left out of the pooled headline (their stealthy flips are one flip set, not a
+            comparison of strategies).
+    """
+    identical = identical or {}
     pts = _cleaning_points(frame)
     if pts.empty:
         return f"{EXTENSION} No flips finished: nothing to judge."
@@ -151,33 +202,87 @@ def cleaning_verdict(frame: pd.DataFrame) -> str:
     parts = []
     for (ds, cleaner), p in pts.groupby(["dataset", "cleaner"]):
         text = f"{ds}, {cleaner}: recall "
-        text += (f"at most {_max(p.recall_stealth)} stealthy vs {p.recall_plain.mean():.2f} plain, gain kept "
-                 f"{_share(p.gain_stealth, p.gain_intended)} vs {_share(p.gain_plain, p.gain_intended)}"
-                 if stealth else f"{p.recall_plain.mean():.2f}, gain kept {_share(p.gain_plain, p.gain_intended)}")
+        if stealth and (ds, cleaner) in identical:
+            one = p.drop_duplicates("budget_share")
+            text += (f"{one.recall_stealth.mean():.2f} stealthy (the same {identical[(ds, cleaner)]:.0f} rows for "
+                     f"every strategy and budget: the candidates this cleaner does not flag are used up) vs "
+                     f"{p.recall_plain.mean():.2f} plain, gain kept {_share(one.gain_stealth, one.gain_intended)} "
+                     f"(of that one flip set's plain gain) vs {_share(p.gain_plain, p.gain_intended)}")
+        elif stealth:
+            text += (f"at most {_max(p.recall_stealth)} stealthy vs {p.recall_plain.mean():.2f} plain, gain kept "
+                     f"{_share(p.gain_stealth, p.gain_intended)} vs {_share(p.gain_plain, p.gain_intended)}")
+        else:
+            text += f"{p.recall_plain.mean():.2f}, gain kept {_share(p.gain_plain, p.gain_intended)}"
         parts.append(text)
-    if stealth:
-        head = (f"Stealth keeps the cleaners' recall at or below {_max(pts.recall_stealth)} (plain flips: "
-                f"{pts.recall_plain.mean():.2f} on average) while retaining "
-                f"{_share(pts.gain_stealth, pts.gain_intended)} of the EqOd gain that plain flips bring a firm that "
-                f"does not clean (plain flips keep {_share(pts.gain_plain, pts.gain_intended)} once it cleans).")
+    varied = pts[[(d, c) not in identical for d, c in zip(pts.dataset, pts.cleaner)]] if stealth else pts
+    if stealth and identical:
+        pairs = ", ".join(f"{d} with the {c} cleaner" for d, c in sorted(identical))
+        note = (f" On {pairs} the stealthy flips are identical for every strategy and budget (the stealthy "
+                f"candidates are used up), so they are reported once and left out of the pooled figures.")
+    else:
+        note = ""
+    if stealth and varied.empty:
+        head = ("Stealth here is degenerate: on every dataset and cleaner the stealthy flips are one and the same "
+                "set whatever the strategy and budget, so nothing is pooled." + note)
+    elif stealth:
+        head = (f"Where the strategies' stealthy flips differ, stealth keeps the cleaners' recall at or below "
+                f"{_max(varied.recall_stealth)} (plain flips: {varied.recall_plain.mean():.2f} on average) while "
+                f"retaining {_share(varied.gain_stealth, varied.gain_intended)} of the EqOd gain that plain flips "
+                f"bring a firm that does not clean (plain flips keep "
+                f"{_share(varied.gain_plain, varied.gain_intended)} once it cleans)." + note)
     else:
         head = (f"The cleaners catch {pts.recall_plain.mean():.2f} of the flips on average and plain flips keep "
                 f"{_share(pts.gain_plain, pts.gain_intended)} of their EqOd gain once the firm cleans.")
     definition = ("Recall: share of the flips the cleaner flags; gain: test EqOd of the firm without flips minus "
-                  "with them, cleaning alike in both; pooled over strategies, budgets and seeds.")
+                  "with them, cleaning alike in both; pooled over strategies, budgets and seeds (means over seeds; "
+                  "no claim is judged).")
     return f"{EXTENSION} {head} Per dataset and cleaner: " + "; ".join(parts) + f". {definition}"
 
 
 def summarise_cleaning(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """Recall, precision and test EqOd/error before and after cleaning per dataset, cleaner, strategy, plain or
-    stealthy flips and budget (mean ± sd over seeds); the figure of :func:`cleaning_figure`; the verdict of
-    :func:`cleaning_verdict`."""
+    stealthy flips and budget (mean ± sd over seeds, pivoted with budgets as columns); the figure of
+    :func:`cleaning_figure`; the verdict of :func:`cleaning_verdict`; identical stealthy flips detected by
+    :func:`identical_stealth` and said so."""
     if frame.empty:
         return no_data(cfg, [])
+    identical = identical_stealth(frame, records)
     cols = ["n_flipped", "recall", "precision", "eqod_before", "eqod_after", "error_before", "error_after"]
     table = mean_sd(_with_flips(frame), ["dataset", "cleaner", "method", "flips", "budget_share"], cols)
-    return StudyResult(cfg, pretty(table, cols), {"cleaning": cleaning_figure(frame)}, cleaning_verdict(frame),
-                       None)
+    rows = ["dataset", "cleaner", "method", "flips"]
+    runs = table[table.method != "none"]
+    if identical:
+        # Identical stealthy rows: one row per (dataset, cleaner), not one per strategy.
+        dup = np.array([(d, c) in identical and f == "stealth" for d, c, f in zip(runs.dataset, runs.cleaner,
+                                                                                   runs.flips)])
+        first = runs[dup].groupby(["dataset", "cleaner", "budget_share"], as_index=False).first()
+        runs = pd.concat([runs[~dup], first.assign(method="every strategy (identical)")], ignore_index=True)
+    tables = {"Test EqOd after cleaning per budget (columns); mean ± sd over seeds; the no-flip firm's is in the "
+              "note below": pivot(runs, rows=rows, column="budget_share", value="eqod_after"),
+              "Test EqOd of the same flips without cleaning": pivot(runs, rows=rows, column="budget_share",
+                                                                    value="eqod_before"),
+              "Recall of the cleaner (share of the flips it flags)": pivot(runs, rows=rows, column="budget_share",
+                                                                           value="recall"),
+              "Test error after cleaning": pivot(runs, rows=rows, column="budget_share", value="error_after")}
+    base = table[table.method == "none"]
+    notes = [("no-flip firm per dataset and cleaner (EqOd without / with cleaning): "
+              + "; ".join(f"{r.dataset} {r.cleaner} ({cfg.max_rows(r.dataset) or 'all'} rows): "
+                          f"{r.eqod_before_mean:.3f} / {r.eqod_after_mean:.3f}" for r in base.itertuples()))]
+    notes += [f"{ds}, {c}: the stealthy flips are the same {n:.0f} rows for every strategy and budget; the figure "
+              f"draws them once (black dashed line)" for (ds, c), n in sorted(identical.items())]
+    captions = {"cleaning": (
+        "Left panels: test EqOd of the firm after it cleans its labels (drops the rows its cleaner flags and "
+        "retrains) against the budget; right panels: the share of the flips the cleaner catches. One colour per "
+        "strategy, solid for plain flips, dashed with hollow squares for stealthy ones"
+        + ("; where every strategy's stealthy flips are the same rows they are one black dashed line" if identical
+           else "") + ". Grey lines: the firm without flips (solid: no cleaning, dotted: cleaned). Points are means "
+        "over seeds, without bars (the spreads are in the tables).")}
+    head = "stealthy flips identical across strategies on " + ", ".join(f"{d}/{c}" for d, c in sorted(identical)) \
+        if identical else "see the section"
+    return StudyResult(cfg, next(iter(tables.values())), {"cleaning": cleaning_figure(frame, identical)},
+                       cleaning_verdict(frame, identical), None, notes=notes, captions=captions, tables=tables,
+                       headline=f"cleaners' recall of plain flips {_with_flips(frame).recall.mean():.2f} on average; "
+                                + head)
 
 
 # ---------------------------------------------------------------- 10: intersectional minorities
@@ -268,5 +373,18 @@ def summarise_intersectional(cfg: StudyConfig, frame: pd.DataFrame, records: dic
         if left:
             notes.append(f"{ds}: group(s) {', '.join(left)} left out of the pairwise gaps in some cells (fewer than "
                          f"{cfg.grid.get('min_cell', 1)} test rows of a label)")
-    return StudyResult(cfg, pretty(table, cols), {"intersectional": intersectional_figure(frame)},
-                       intersectional_verdict(frame), None, notes=notes)
+    rows = ["dataset", "minority", "method"]
+    tables = {"Test EqOd of the minority against everyone else per budget (columns); mean ± sd over seeds":
+              pivot(table, rows=rows, column="budget_share", value="eqod"),
+              "Worst pairwise test EqOd over all groups": pivot(table, rows=rows, column="budget_share",
+                                                               value="worst_eqod"),
+              "Test error": pivot(table, rows=rows, column="budget_share", value="error")}
+    captions = {"intersectional": (
+        "Test EqOd against the budget, one panel per dataset: solid lines are the intersectional minority against "
+        "everyone else, dashed lines the worst gap between any two groups of the attributes' combinations; one "
+        "colour per strategy; grey lines are the firm without flips. Points are means over seeds, without bars "
+        "(the spreads are in the tables).")}
+    head = intersectional_verdict(frame).split(": ")[0].replace(f"{EXTENSION} ", "")
+    return StudyResult(cfg, next(iter(tables.values())), {"intersectional": intersectional_figure(frame)},
+                       intersectional_verdict(frame), None, notes=notes, captions=captions, tables=tables,
+                       headline=head)

@@ -204,8 +204,9 @@ def flip_plan(cfg: StudyConfig, methods_key: str = "methods", **kw) -> Plan:
 
 # A claim is judged only with at least this many seeds; with fewer there is no spread to judge against.
 MIN_SEEDS_TO_JUDGE = 2
-# Two-sided confidence level of the intervals over seeds.
-CONFIDENCE = 0.95
+# Two-sided confidence level of the intervals over seeds: 90%, so that each one-sided verdict (the whole interval
+# above a bound, or the whole interval below it) is a test at the 5% level.
+CONFIDENCE = 0.90
 
 
 def mean_sd(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
@@ -243,7 +244,7 @@ class SeedEstimate:
     high: float | None
 
     def text(self, digits: int = 3) -> str:
-        """``0.123 (95% CI 0.101 to 0.145, 3 seeds)``, or ``0.123 (1 seed)`` without an interval."""
+        """``0.123 (90% CI 0.101 to 0.145, 3 seeds)``, or ``0.123 (1 seed)`` without an interval."""
         if self.n == 0:
             return "n/a (no seed)"
         if self.low is None:
@@ -285,7 +286,7 @@ class Judgement:
     reason: str = ""
 
     def text(self, digits: int = 3) -> str:
-        """``0.123 (95% CI ..., 3 seeds) against at most 0.020 + 0.005: holds``."""
+        """``0.123 (90% CI ..., 3 seeds) against at most 0.020 (tolerance 0.005): met``."""
         word = {True: "met", False: "not met", None: f"not judged ({self.reason})"}[self.holds]
         return f"{self.estimate.text(digits)} against {self.criterion}: {word}"
 
@@ -388,7 +389,7 @@ def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, labe
     order = [label(v) for v in sorted(stats[column].dropna().unique())]
     if stats[column].isna().any():
         order.append(label(np.nan))
-    wide = cells.pivot_table(index=rows, columns="_col", values="_cell", aggfunc="first", dropna=False)
+    wide = cells.groupby([*rows, "_col"], dropna=False, sort=True)["_cell"].first().unstack("_col")
     wide = wide.reindex(columns=[c for c in order if c in wide.columns]).fillna("")
     n = stats.groupby(rows, dropna=False).n_seeds.agg(lambda s: f"{s.min()}" if s.min() == s.max()
                                                       else f"{s.min()}-{s.max()}")

@@ -46,7 +46,7 @@ CASES = [
     ("bad direction", _edit(TOY, 'direction = "up"', 'direction = "sideways"'), ["key 'direction'"]),
     ("unknown firm", _edit(TOY, 'firm = "logistic"', 'firm = "logistik"'), ["key 'firm'", "logistic"]),
     ("quick typo", TOY + "\nseedz = 1\n", ["[quick]", "unknown key 'seedz'"]),
-    ("quick bad value", _edit(TOY, "[quick]\nseeds = 2", "[quick]\nseeds = -2"), ["[quick] key 'seeds'"]),
+    ("quick bad value", _edit(TOY, "[quick]\nseeds = 3", "[quick]\nseeds = -2"), ["[quick] key 'seeds'"]),
     ("unknown table", TOY + "\n[extra]\na = 1\n", ["unknown key 'extra'"]),
     ("wrong name", _edit(TOY, 'name = "toy"', 'name = "flips"'), ["[study] key 'name'"]),
     ("missing title", "\n".join(l for l in TOY.splitlines() if not l.startswith("title")), ["missing key 'title'"]),
