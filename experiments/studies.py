@@ -466,7 +466,7 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
     t_base = mean_sd(frame[frame.method == "none"], ["dataset", "method"], ["eqod", "error"])
     datasets = sorted(base.index)
     fig, axes = new_figure(len(datasets), width=4.8, height=3.8)
-    judgements, parts, rows, raised = [], [], [], []
+    judgements, parts, rows, raised, heads = [], [], [], [], []
     for ax, ds in zip(axes, datasets):
         c = t_coll[t_coll.dataset == ds].rename(columns={"eqod_mean": "eqod", "error_mean": "error"})
         f = t_firm[t_firm.dataset == ds]
@@ -499,6 +499,11 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
         j_eq = judge(cs.eqod[seeds] - fs.eqod[seeds], at_least=0.0)
         j_err = judge(fs.error[seeds] - cs.error[seeds], at_least=0.0)
         judgements += [j_eq, j_err]
+        heads.append(f"{ds}: {fairest.method} ({fairest.error_mean:.3f} error, {fairest.eqod_mean:.3f} EqOd) vs "
+                     f"collective ({best_c.error:.3f}, {best_c.eqod:.3f}); EqOd advantage "
+                     f"{'not judged' if j_eq.holds is None else 'met' if j_eq.holds else 'not met'}, extra error "
+                     f"{j_err.estimate.mean:+.3f} "
+                     f"{'not judged' if j_err.holds is None else 'met' if j_err.holds else 'not met'}")
         parts.append(f"{ds}: fairest firm-side method {fairest.method} EqOd {fairest.eqod_mean:.3f} at error "
                      f"{fairest.error_mean:.3f}; collective's fairest point ({best_c.method} at "
                      f"{best_c.budget_share:g} of the candidates) EqOd {best_c.eqod:.3f} at error {best_c.error:.3f} "
@@ -541,7 +546,7 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
         "(0.137, 0.086) -> EqOd 0.02 at the same error)." + comment)}
     return StudyResult(cfg, next(iter(tables.values())), {"firm_side": fig}, verdict + comment, holds, rows,
                        captions=captions, tables=tables, notes=[baseline_text(frame, cfg)],
-                       headline="; ".join(p.split(";")[0] for p in parts))
+                       headline="; ".join(heads))
 
 
 # ---------------------------------------------------------------- 6: transfer

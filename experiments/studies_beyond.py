@@ -21,7 +21,7 @@ import pandas as pd
 from fairflip._errors import FairflipError
 
 from .study_kit import (
-    Plan, StudyConfig, StudyResult, baseline_cells, grid_cells, legend_below, mean_sd, new_figure,
+    Plan, StudyConfig, StudyResult, baseline_cells, grid_cells, legend_below, mean_sd, method_style, new_figure,
     new_grid, no_data, pivot, plan_datasets, plan_methods,
 )
 
@@ -118,7 +118,7 @@ def cleaning_figure(frame: pd.DataFrame, identical: dict | None = None):
         ["recall", "eqod_before", "eqod_after"]].mean().reset_index()
     datasets, cleaners = sorted(means.dataset.unique()), sorted(means.cleaner.unique())
     methods = sorted(m for m in means.method.unique() if m != "none")
-    colours = {m: f"C{i}" for i, m in enumerate(methods)}
+    colours = {m: method_style(m, i)["color"] for i, m in enumerate(methods)}
     fig, axes = new_grid(len(datasets), 2 * len(cleaners), width=3.8, height=3.2)
     for r, ds in enumerate(datasets):
         for c, cleaner in enumerate(cleaners):
@@ -322,8 +322,11 @@ def intersectional_figure(frame: pd.DataFrame):
         part = means[means.dataset == ds]
         for j, m in enumerate(sorted(x for x in part.method.unique() if x != "none")):
             line = part[part.method == m].sort_values("budget_share")
-            ax.plot(line.budget_share, line.eqod, "-", marker="o", ms=3, color=f"C{j}", label=m)
-            ax.plot(line.budget_share, line.worst_eqod, "--", marker="o", ms=3, color=f"C{j}")
+            st = method_style(m, j)
+            ax.plot(line.budget_share, line.eqod, "-", marker=st["marker"], ms=4, mfc="none", color=st["color"],
+                    label=m)
+            ax.plot(line.budget_share, line.worst_eqod, "--", marker=st["marker"], ms=4, mfc="none",
+                    color=st["color"])
         base = part[part.method == "none"]
         if len(base):
             ax.axhline(float(base.eqod.iloc[0]), color="0.5", lw=1, label="no flips")
@@ -331,8 +334,7 @@ def intersectional_figure(frame: pd.DataFrame):
         ax.set(title=f"{ds}: minority {part.minority.iloc[0]}", xlabel="budget (share of candidates)",
                ylabel="test EqOd (solid: vs rest, dashed: worst pair)")
         ax.title.set_fontsize(8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(fig, axes, ncol=6)
     return fig
 
 
@@ -382,8 +384,8 @@ def summarise_intersectional(cfg: StudyConfig, frame: pd.DataFrame, records: dic
     captions = {"intersectional": (
         "Test EqOd against the budget, one panel per dataset: solid lines are the intersectional minority against "
         "everyone else, dashed lines the worst gap between any two groups of the attributes' combinations; one "
-        "colour per strategy; grey lines are the firm without flips. Points are means over seeds, without bars "
-        "(the spreads are in the tables).")}
+        "colour and marker per strategy; grey lines are the firm without flips. Points are means over seeds, without "
+        "bars; strategies whose lines coincide hide one another (the tables give every value and spread).")}
     head = intersectional_verdict(frame).split(": ")[0].replace(f"{EXTENSION} ", "")
     return StudyResult(cfg, next(iter(tables.values())), {"intersectional": intersectional_figure(frame)},
                        intersectional_verdict(frame), None, notes=notes, captions=captions, tables=tables,

@@ -9,7 +9,7 @@ from ._args import add_plugin_arg
 def add_parser(sub) -> None:
     p = sub.add_parser("reproduce", help="run the studies (resumable) and write an HTML and Markdown report")
     p.add_argument("--quick", action="store_true",
-                   help="a few minutes on 2 cores: COMPAS and Adult (subsampled), fewer seeds and budgets")
+                   help="about 10 minutes on 2 cores: COMPAS and Adult (subsampled), 3 seeds, fewer budgets")
     p.add_argument("--studies", nargs="+", choices=_names.STUDIES, metavar="STUDY",
                    help=f"studies to run (default: all): {', '.join(_names.STUDIES)}")
     p.add_argument("--out", default="results", help="output folder; a rerun resumes from its store (results/)")
