@@ -60,15 +60,15 @@ def seed_range(seed: int, n_seeds: int):
 
 
 def format_table(frame, int_columns=()) -> str:
-    """A table as text: counts as integers, other numbers with 4 decimals."""
-    import numpy as np
-
+    """A table as text: counts as integers, budgets as given, other numbers with 4 decimals."""
     shown = frame.copy()
     for c in shown.columns:
         col = shown[c]
-        if c in int_columns or (col.dtype.kind == "f" and c in ("budget",) and np.all(np.mod(col, 1) == 0)):
+        if c in int_columns:
             shown[c] = [("" if v != v else f"{v:.1f}" if abs(v - round(v)) > 1e-9 else f"{int(round(v))}")
                         for v in col]
+        elif c == "budget" and col.dtype.kind in "iuf":  # counts as integers, fractions as written
+            shown[c] = [f"{v:g}" for v in col]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
