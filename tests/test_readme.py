@@ -75,3 +75,29 @@ def test_quickstart_is_the_ci_command_and_needs_no_gpu_step():
     assert re.search(r"^python -m pytest -q$", ci, flags=re.M)
     # installing a CPU-only torch from PyTorch's own index is optional, never a required step of the Quickstart
     assert not any("download.pytorch.org" in c for c in commands)
+
+
+def _readme_command(name: str, contains: str) -> list[str]:
+    found = [c for c in fairflip_commands() if c[0] == name and contains in " ".join(c)]
+    assert found, f"the README has no '{name}' example with {contains!r}"
+    return found[0]
+
+
+def test_readme_flip_example_runs_verbatim(capsys, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    argv = _readme_command("flip", "--dataset compas")
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "rb-label" and len(out["flipped"]) == min(100, out["n_candidates"])
+    assert 0 <= out["metrics"]["test"]["eqod"] <= 1
+
+
+@pytest.mark.slow
+def test_readme_sweep_and_gap_examples_run_verbatim(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _readme_command("sweep", "--dataset compas")
+    assert main(sweep) == 0
+    assert (tmp_path / sweep[sweep.index("--out") + 1]).is_file()
+    assert main(_readme_command("gap", "--dataset compas")) == 0

@@ -192,3 +192,32 @@ def test_header_facts(tmp_path):
     versions = package_versions()
     for pkg in ("numpy", "torch", "scikit-learn", "cvxpy", "highspy", "fairlearn", "fairflip"):
         assert versions[pkg] and versions[pkg] != "not installed"
+
+
+def test_gap_figure_draws_certified_bounds_over_budgets():
+    from fairflip.experiments.studies import summarise_gap
+
+    cfg = load_config("gap", quick=True)
+    rows = []
+    for s in range(3):
+        rows.append(dict(dataset="d", method="none", seed=s, budget_share=np.nan, n_flipped=0, objective=0.3,
+                         eqod=0.3, lower_bound=np.nan))
+        for b in (0.1, 0.3):
+            rows.append(dict(dataset="d", method="rb-prob", seed=s, budget_share=b, n_flipped=10, objective=0.2 - b / 4,
+                             eqod=0.25, lower_bound=np.nan))
+            rows.append(dict(dataset="d", method="oracle-convex", seed=s, budget_share=b, n_flipped=10,
+                             objective=0.15 - b / 4 + 0.01 * s, eqod=0.2, lower_bound=0.1 - b / 4 + 0.01 * s))
+    frame = pd.DataFrame(rows).assign(error=0.3)
+    res = summarise_gap(cfg, frame, {})
+    ax, ax_gap = res.figures["gap"].axes[:2]
+    bound = [line for line in ax.get_lines() if line.get_label() == "certified lower bound"]
+    assert len(bound) == 1
+    np.testing.assert_allclose(bound[0].get_xdata(), [0.1, 0.3])
+    np.testing.assert_allclose(bound[0].get_ydata(), [0.1 - 0.1 / 4 + 0.01, 0.1 - 0.3 / 4 + 0.01], atol=1e-12)
+    # the gap panel: rb-prob minus the best oracle is 0.05 - 0.01 s on seed s, 0.04 on average at every budget
+    gap = next(c for c in ax_gap.containers if c.get_label() == "rb-prob")
+    np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.04, 0.04], atol=1e-12)
+    assert "certified lower bound" in res.captions["gap"] and any("Certified" in t for t in res.tables)
+    none = summarise_gap(cfg, frame.assign(lower_bound=np.nan), {})
+    assert "no certified bound was reported" in none.captions["gap"]
+    assert not any(line.get_label() == "certified lower bound" for line in none.figures["gap"].axes[0].get_lines())
