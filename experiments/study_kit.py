@@ -369,7 +369,7 @@ def baseline_text(frame: pd.DataFrame, cfg: "StudyConfig") -> str:
             + "; ".join(parts))
 
 
-def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, label=None) -> pd.DataFrame:
+def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, label=None, key=None) -> pd.DataFrame:
     """A pivoted table of ``mean ± sd`` strings: one row per ``rows`` group, one column per ``column`` value.
 
     Args:
@@ -378,6 +378,7 @@ def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, labe
         column: the column key (e.g. ``"budget_share"``).
         value: the quantity (``"eqod"`` reads ``eqod_mean`` and ``eqod_sd``).
         label: column value -> header text (default ``str``).
+        key: sort key of the column values (default: their natural order).
 
     Returns:
         a DataFrame with the row keys as columns, then one column per value of ``column`` (sorted), and a last
@@ -386,7 +387,7 @@ def pivot(stats: pd.DataFrame, *, rows: list[str], column: str, value: str, labe
     label = label or (lambda v: f"{v:g}" if isinstance(v, (float, np.floating)) else str(v))
     cells = stats.assign(_cell=[fmt(m, s) for m, s in zip(stats[f"{value}_mean"], stats[f"{value}_sd"])],
                          _col=stats[column].map(label))
-    order = [label(v) for v in sorted(stats[column].dropna().unique())]
+    order = [label(v) for v in sorted(stats[column].dropna().unique(), key=key)]
     if stats[column].isna().any():
         order.append(label(np.nan))
     wide = cells.groupby([*rows, "_col"], dropna=False, sort=True)["_cell"].first().unstack("_col")
@@ -422,9 +423,12 @@ def overlay_paper(ax, study: str, dataset: str, *, line: bool = False) -> bool:
     if line:
         ax.plot(xs, ys, ls=":", c="k", lw=0.8, zorder=4)
     ax.scatter(xs, ys, label="paper (approx.)", **PAPER_STYLE)
+    lo, hi = ax.get_xlim()
     for x, y, text in pts:
         if text:
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=6, color="0.2")
+            right = x > (lo + hi) / 2  # labels point inwards, so none is cut at the panel's edge
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(-6 if right else 6, 4), fontsize=6,
+                        color="0.2", ha="right" if right else "left")
     return True
 
 
