@@ -782,20 +782,30 @@ def param_labels(params) -> dict[str, str]:
     return out
 
 
+def _budget_order(label: str) -> tuple[bool, float]:
+    """Sort key of budget labels: shares of the candidates first, then counts, each in numeric order."""
+    count = label.startswith("M = ")
+    return count, float(label[4:] if count else label.split()[0])
+
+
 def summarise_ablation(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:
     """In-sample objective, test EqOd and time of each (firm loss, surrogate setting), as bars with readable
     labels."""
     if frame.empty:
         return no_data(cfg, [])
     runs = frame[frame.method != "none"]
-    table = mean_sd(runs, ["dataset", "firm", "params", "budget_share"], ["objective", "eqod", "select_time_s"])
+    # A budget is a share of the candidates or a count M (a config may give either): one label for both.
+    runs = runs.assign(budget_label=[f"{s:g} of the candidates" if pd.notna(s) else f"M = {int(m)}"
+                                     for s, m in zip(runs.budget_share, runs.budget)])
+    table = mean_sd(runs, ["dataset", "firm", "params", "budget_label"], ["objective", "eqod", "select_time_s"])
     base = mean_sd(frame[frame.method == "none"], ["dataset", "firm"], ["objective"])
     labels = param_labels(table.params)
     keys = sorted({k for p in table.params for k in json.loads(p)})
     varying = [k for k in keys if len({json.dumps(json.loads(p).get(k)) for p in table.params}) > 1]
     fixed = {k: json.loads(table.params.iloc[0]).get(k) for k in keys if k not in varying}
     table = table.assign(setting=table.params.map(labels))
-    groups = list(table.groupby(["dataset", "firm", "budget_share"]))
+    groups = sorted(table.groupby(["dataset", "firm", "budget_label"]),
+                    key=lambda kv: (kv[0][0], kv[0][1], _budget_order(kv[0][2])))
     fig, axes = new_figure(len(groups), width=5.2, height=0.32 * max(table.setting.nunique(), 6) + 1.2)
     for ax, ((ds, firm, bs), g) in zip(axes, groups):
         g = g.sort_values("setting")
@@ -805,10 +815,10 @@ def summarise_ablation(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> 
         b = base[(base.dataset == ds) & (base.firm == firm)]
         if len(b):
             ax.axvline(b.objective_mean.iloc[0], c="k", ls=":", label="no flips")
-        ax.set(title=f"{ds}, {firm} firm, budget {bs:g} of the candidates",
+        ax.set(title=f"{ds}, {firm} firm, budget {bs}",
                xlabel="in-sample objective after exact retraining", ylabel=" / ".join(varying) or "setting")
         ax.title.set_fontsize(9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     best = table.loc[table.objective_mean.idxmin()]
     fast = table.loc[table.select_time_s_mean.idxmin()]
@@ -818,11 +828,13 @@ def summarise_ablation(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> 
                f"{base.objective_mean.min():.3f}); fastest: {best.setting if fast is best else fast.setting} "
                f"({fast.select_time_s_mean:.2f} s).")
     shown = table.assign(**{axis: table.setting})
-    tables = {f"In-sample objective per setting ({axis}); budget share in the columns; mean ± sd over seeds":
-              pivot(shown, rows=["dataset", "firm", axis], column="budget_share", value="objective"),
-              "Test EqOd": pivot(shown, rows=["dataset", "firm", axis], column="budget_share", value="eqod"),
-              "Selection time (s)": pivot(shown, rows=["dataset", "firm", axis], column="budget_share",
-                                          value="select_time_s")}
+    tables = {f"In-sample objective per setting ({axis}); budget in the columns; mean ± sd over seeds":
+              pivot(shown, rows=["dataset", "firm", axis], column="budget_label", key=_budget_order,
+                    value="objective"),
+              "Test EqOd": pivot(shown, rows=["dataset", "firm", axis], column="budget_label", key=_budget_order,
+                                 value="eqod"),
+              "Selection time (s)": pivot(shown, rows=["dataset", "firm", axis], column="budget_label",
+                                          key=_budget_order, value="select_time_s")}
     fixed_text = (" Fixed in every setting: " + ", ".join(f"{k} = {v}" for k, v in fixed.items()) + ".") if fixed \
         else ""
     captions = {"ablation": (
