@@ -340,15 +340,6 @@ def combine(judgements) -> bool | None:
     return None
 
 
-def per_seed(frame: pd.DataFrame, value: str, keys: dict) -> pd.Series:
-    """``value`` of the rows of ``frame`` matching ``keys`` (column -> value), indexed by seed."""
-    sel = np.ones(len(frame), dtype=bool)
-    for k, v in keys.items():
-        sel &= (frame[k] == v).to_numpy() if not (isinstance(v, float) and np.isnan(v)) else frame[k].isna()
-    part = frame[sel]
-    return part.groupby("seed")[value].mean()
-
-
 def baseline_means(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, the unchanged firm's mean test EqOd and error over seeds."""
     b = frame[frame.method == "none"]
