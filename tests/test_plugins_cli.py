@@ -82,7 +82,6 @@ def test_unknown_plugin_name_is_one_clean_error(capsys, table):
     assert code == 2 and out == "" and err.count("fairflip: error:") == 1 and "firm" in err
 
 
-@pytest.mark.slow
 def test_reproduce_study_config_with_plugin(capsys, tmp_path):
     _run(capsys, ["--plugin", PLUGIN, "reproduce", "--configs", str(PLUGINS), "--studies", "ablation", "--quick",
                   "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"])
