@@ -60,3 +60,11 @@ def check_fraction(name: str, value: float, *, allow_zero: bool = False) -> floa
         bound = "[0, 1]" if allow_zero else "(0, 1]"
         raise FairflipError(f"{name} must lie in {bound}, got {value!r}")
     return v
+
+
+def check_registry_name(what: str, name: object) -> str:
+    """Return ``name`` after checking it can name a registered ``what`` (method, objective, surrogate, firm, loss):
+    a non-empty string without commas (lists on the command line are comma separated) or edge spaces."""
+    if not isinstance(name, str) or not name or name != name.strip() or "," in name:
+        raise FairflipError(f"a {what} name must be a non-empty string without commas or edge spaces, got {name!r}")
+    return name

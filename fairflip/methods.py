@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from ._errors import FairflipError, check_budget
+from ._errors import FairflipError, check_budget, check_registry_name
 from .problem import FlipProblem
 
 Status = Literal["optimal", "feasible", "time_limit", "ranked", "error"]
@@ -262,8 +262,7 @@ def register_method(name: str) -> Callable[[type], type]:
     The class must accept ``seed`` as a keyword argument. Registering a name twice replaces the earlier class
     (so a plugin can override a built-in on purpose).
     """
-    if not isinstance(name, str) or not name or name != name.strip() or "," in name:
-        raise FairflipError(f"a method name must be a non-empty string without commas or edge spaces, got {name!r}")
+    check_registry_name("method", name)
 
     def deco(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, FlipMethod)):

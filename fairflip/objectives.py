@@ -25,7 +25,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from ._errors import FairflipError, check_binary
+from ._errors import FairflipError, check_binary, check_registry_name
 
 Aggregate = Literal["mean", "max"]
 MetricFn = Callable[..., float]
@@ -58,8 +58,7 @@ class Objective:
     smooth: SmoothFn | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "," in self.name or self.name != self.name.strip():
-            raise FairflipError(f"an objective name must be a non-empty string without commas, got {self.name!r}")
+        check_registry_name("objective", self.name)
         object.__setattr__(self, "cells", tuple(self.cells))
         if any(c not in (0, 1, None) for c in self.cells):
             raise FairflipError(f"objective '{self.name}': cells must be 0, 1 or None, got {self.cells}")

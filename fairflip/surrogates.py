@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from ._errors import FairflipError
+from ._errors import FairflipError, check_registry_name
 from .objectives import Objective, get_objective
 
 SurrogateKind = str
@@ -100,8 +100,7 @@ def register_surrogate(name: str, *, solvers: tuple[str, ...] = ("oracle-relaxed
             def gap(self, diff, temperature):
                 return temperature * (F.softplus(diff / temperature) + F.softplus(-diff / temperature))
     """
-    if not isinstance(name, str) or not name or "," in name:
-        raise FairflipError(f"a surrogate name must be a non-empty string without commas, got {name!r}")
+    check_registry_name("surrogate", name)
 
     def deco(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Surrogate)):

@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._errors import FairflipError
+from .._errors import FairflipError, check_registry_name
 
 
 class FittedFirm(Protocol):
@@ -128,8 +128,7 @@ def register_firm(name: str) -> Callable[[FirmFactory], FirmFactory]:
         def squared_hinge_firm(*, C=1.0, seed=0, device=None):
             return LinearFirm("squared-hinge", C=C, device=device)
     """
-    if not isinstance(name, str) or not name or "," in name:
-        raise FairflipError(f"a firm name must be a non-empty string without commas, got {name!r}")
+    check_registry_name("firm", name)
 
     def deco(factory: FirmFactory) -> FirmFactory:
         if not callable(factory):

@@ -97,10 +97,9 @@ def register_loss(name: str) -> Callable[[Callable[[], MarginLoss]], Callable[[]
     ``dy_d1`` does not depend on y) and be twice differentiable with ``d2 >= 0`` (a convex inner problem).
     ``LinearFirm(name)`` then trains with it, and every oracle differentiates through it.
     """
-    from .._errors import FairflipError
+    from .._errors import FairflipError, check_registry_name
 
-    if not isinstance(name, str) or not name or "," in name:
-        raise FairflipError(f"a loss name must be a non-empty string without commas, got {name!r}")
+    check_registry_name("loss", name)
 
     def deco(factory: Callable[[], MarginLoss]) -> Callable[[], MarginLoss]:
         loss = factory()
