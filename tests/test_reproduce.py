@@ -49,6 +49,13 @@ def test_reproduce_writes_report_and_resumes(tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "data:image/png;base64," in html and "approximate reading" in html
     assert "## 2. Best EqOd versus collective size" in md and "figures/collective_size.png" in md
+    # the first paragraph, the header and the captioned figure
+    assert md.split("\n")[2].startswith("This quick run tested 1 of the paper's claims with 1 seed per study.")
+    assert "Not judged" in md.split("\n")[2] and "± 0.000" not in md
+    for fact in ("fairflip version", "git commit", "date", "seeds", "packages", "numpy", "torch", "scikit-learn",
+                 "cvxpy", "highspy", "fairlearn"):
+        assert fact in md
+    assert "*Figure 1 (collective_size)." in md and "Error bars" in md
     assert f"results store (SQLite): `{out / 'results.sqlite'}`" in md and str(out / "results.csv") in html
     # bank is registered but lives in the data home, which is empty here (unknown names are refused when the
     # config is read: tests/test_config.py)
