@@ -530,8 +530,10 @@ def summarise_firm_side(cfg: StudyConfig, frame: pd.DataFrame, records: dict) ->
                    "and equalises only one generalized cost between the groups (here the expected error, a mix of "
                    "the false-positive and false-negative rates weighted by the group's base rate), by mixing the "
                    "lower-cost group's predictions with its base rate. It does not equalise the true- and "
-                   "false-positive rates that EqOd measures, and where the groups' base rates differ much (women "
-                   "earn over 50K far less often than men in Adult) that mixing can widen both gaps.")
+                   "false-positive rates that EqOd measures, and where the groups' base rates differ much"
+                   + (" (women earn over 50K far less often than men in Adult)" if any(r.startswith("adult ")
+                                                                                     for r in raised) else "")
+                   + " that mixing can widen both gaps.")
     table = pd.concat([t_base, t_firm, t_coll], ignore_index=True)
     both = table.assign(budget=table.budget_share.map(lambda v: "firm-side / none" if pd.isna(v) else f"{v:g}"))
     tables = {"Test EqOd (mean ± sd over seeds): firm-side methods and no flips in the first column, the "
