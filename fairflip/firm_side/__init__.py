@@ -7,14 +7,16 @@ Each method trains on the *original* labels with the same prepared features as t
 - ``reweighing``: Kamiran and Calders' (group, label) cell weights;
 - ``calibrated-eqodds``: Pleiss et al.'s calibrated equalized odds post-processing (our implementation).
 
-``plain`` is the unchanged firm, the reference of every comparison.
+``plain`` is the unchanged firm, the reference of every comparison. :class:`FirmClassifier` puts any firm behind
+scikit-learn's binary-classifier interface (what fairlearn's methods wrap).
 """
 
+from ._estimator import FirmClassifier
 from .calibrated_eqodds import COSTS, CalibratedEqualizedOdds, GroupPlattCalibrator, generalized_cost
 from .compare import FIRM_SIDE_METHODS, PLAIN, FirmSideMethod, firm_side_table, run_firm_side
 from .reweighing import reweighing_weights
 
 __all__ = [
-    "COSTS", "CalibratedEqualizedOdds", "FIRM_SIDE_METHODS", "FirmSideMethod", "GroupPlattCalibrator", "PLAIN",
-    "firm_side_table", "generalized_cost", "reweighing_weights", "run_firm_side",
+    "COSTS", "CalibratedEqualizedOdds", "FIRM_SIDE_METHODS", "FirmClassifier", "FirmSideMethod",
+    "GroupPlattCalibrator", "PLAIN", "firm_side_table", "generalized_cost", "reweighing_weights", "run_firm_side",
 ]
