@@ -273,6 +273,14 @@ def build_cases() -> list[Case]:
     for v in ["seed=abc", "seed=-1", "seed=3", "k", "=3", "nosuch=1"]:
         add(f"flip --param {v!r}", with_opts(BASE["flip"], "--param", v))
     add("flip --json=1", [*BASE["flip"], "--json=1"])
+    # methods that refuse the problem only once it is built (after the input warnings arose)
+    add("flip --method ideal on a user table", with_opts(BASE["flip"], "--method", "ideal"))
+    for v in ["k=0", "k=abc", "k=-5", "k=2.5", "scaling=nosuch"]:
+        add(f"flip rb-label --param {v!r}", with_opts(BASE["flip"], "--method", "rb-label", "--param", v))
+    add("flip oracle --param components=5", with_opts(BASE["flip"], "--method", "oracle", "--param", "components=5"))
+    add("flip oracle-relaxed bad surrogate", with_opts(BASE["flip"], "--method", "oracle-relaxed", "--param",
+                                                       "surrogate=nosuch"))
+    add("sweep --methods ideal", with_opts(BASE["sweep"], "--methods", "random,ideal"))
     add("flip missing --budget", with_opts(BASE["flip"], drop=("--budget",)))
     add("flip missing --method", with_opts(BASE["flip"], drop=("--method",)))
     add("flip missing --train", with_opts(BASE["flip"], drop=("--train",)))

@@ -1,8 +1,8 @@
 """What the command line writes besides its result: warnings held until the input is known good, and progress.
 
 Bad input must end with exactly one ``fairflip: error:`` line, so warnings raised while the input is read and
-checked (by fairflip or by NumPy) are held back; :func:`flush_warnings` prints them once the command knows its
-input is good (each command calls it before its long computation, :func:`fairflip.cli.main` at the end), and
+checked or the problem is solved (by fairflip or by NumPy) are held back; :func:`flush_warnings` prints them once
+the command has its result (each command calls it before printing, :func:`fairflip.cli.main` at the end), and
 :func:`discard_warnings` drops them when the command fails.
 """
 

@@ -32,11 +32,11 @@ def run(args) -> int:
         raise FairflipError(f"--flips names row {int(flips.max())} but the train table has {problem.n} rows")
     if len(np.unique(flips)) != len(flips):
         raise FairflipError("--flips lists a row twice")
-    flush_warnings()
     # A flips file may come from anywhere (another tool, another collective): flip exactly the rows it lists.
     y_train = problem.y.copy()
     y_train[flips] = 1 - y_train[flips]
     ev = evaluate_labels(problem, y_train, test=test_arrays)
+    flush_warnings()
     report = {"n_flipped": int(len(flips)), "objective_name": args.objective, "objective": ev["objective"],
               "metrics": {k: ev[k] for k in ("train", "test") if k in ev}}
     if args.json:

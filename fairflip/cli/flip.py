@@ -46,7 +46,6 @@ def run(args) -> int:
     check_out(args)
     problem, test_arrays = problem_from_args(args, load_inputs(args))
     max_flips = resolve_budget(budget, len(problem.candidates))
-    flush_warnings()
 
     baseline = evaluate_flips(problem, np.zeros(0, dtype=np.int64), test=test_arrays)
     progress = Progress(args.method)
@@ -55,6 +54,7 @@ def run(args) -> int:
     finally:
         progress.close()
     ev = evaluate_flips(problem, result.flipped, test=test_arrays)
+    flush_warnings()  # only now: a method may still refuse the problem, and then the error line is all that shows
     runtime = time.perf_counter() - start
     if args.out:
         write_csv(args.out, pd.DataFrame({"row": np.asarray(result.flipped, dtype=np.int64)}))

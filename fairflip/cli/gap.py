@@ -54,7 +54,6 @@ def run(args) -> int:
     make_method(args.oracle, args.seed, oracle_params, flag="--oracle")
     check_out(args)
     train, test, members = load_inputs(args)
-    flush_warnings()
     progress = Progress("gap")
     try:
         table = optimality_gap(
@@ -66,6 +65,7 @@ def run(args) -> int:
         )
     finally:
         progress.close()
+    flush_warnings()  # only now: a method may still refuse a problem, and then the error line is all that shows
     if args.out:
         write_csv(args.out, table)
     summary = gap_summary(table)

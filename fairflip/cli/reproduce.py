@@ -56,7 +56,6 @@ def run(args) -> int:
     from .._errors import FairflipError
     from .._io import check_output_dir
     from ._args import MAX_SEEDS, parse_int
-    from ._output import flush_warnings
 
     seeds = parse_int(args.seeds, "--seeds", low=1, high=MAX_SEEDS)
     workers = parse_int(args.workers, "--workers", low=1, high=MAX_WORKERS)
@@ -65,7 +64,6 @@ def run(args) -> int:
     check_output_dir(args.out, name="--out")
     names = list(args.studies) if args.studies else list(_names.STUDIES)
     _check_configs(args, names, seeds)
-    flush_warnings()
 
     from ..experiments.reproduce import reproduce
 

@@ -109,7 +109,6 @@ def run(args) -> int:
     train, test, members = load_inputs(args)
     if test is None:
         raise FairflipError("a sweep measures the firm on held-out rows: give --test (or --dataset)")
-    flush_warnings()
     progress = Progress("sweep")
     try:
         table = sweep(
@@ -120,6 +119,7 @@ def run(args) -> int:
         )
     finally:
         progress.close()
+    flush_warnings()  # only now: a method may still refuse a problem, and then the error line is all that shows
     if args.out:
         write_csv(args.out, table)
     avg = average_seeds(table)
