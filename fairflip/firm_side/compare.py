@@ -145,6 +145,6 @@ def firm_side_table(
     opts = {name: _check_options(name, options.get(name)) for name in methods}
     X, X_test, firm_obj = _prepare(train, test, firm, seed)
     firm_name = firm if isinstance(firm, str) else getattr(firm_obj, "name", type(firm_obj).__name__)
-    rows = [{"method": name, "firm": firm_name, "seed": seed, **_run(name, firm_obj, X, train, X_test, test, seed, opts[name])}
-            for name in methods]
+    rows = [{"method": name, "firm": firm_name, "seed": seed,
+             **_run(name, firm_obj, X, train, X_test, test, seed, opts[name])} for name in methods]
     return pd.DataFrame(rows)
