@@ -5,7 +5,17 @@ The contract, checked for every case: exit status 2, exactly one line on stderr 
 included). All cases run in this one process through ``fairflip.cli.main(argv)`` on tables of a few dozen rows.
 
 Run as a script (``python tests/test_fuzz_cli.py``) to print the table of outcomes instead of asserting, with a
-per-case time limit; this is how the before/after tables in the change history were measured.
+per-case time limit. Measured with these 478 cases (20 s per case) on the command line as it was before the
+argument checks were added, and after:
+
+| outcome | before | after |
+|---|---|---|
+| exit 2 with one clean line, no file touched | 364 (42 of them only because a new flag was unknown) | 478 |
+| accepted (exit 0) | 42 | 0 |
+| traceback | 38 | 0 |
+| an input or output file created or changed | 12 | 0 |
+| over the time limit | 11 | 0 |
+| exit 2 with extra warning lines or a malformed line | 11 | 0 |
 """
 
 from __future__ import annotations
