@@ -22,7 +22,8 @@ Two bounds follow for any row i (training or evaluation), with lev_i = ||x_i||_{
   n x n matrix).
 
 The shifts themselves satisfy rho = T(rho) := rho_lin + err(rho), rho_lin_i the largest |x_i^T Delta_lin| over
-|A| <= budget (the sum of the row's ``budget`` largest |x_i^T H^{-1} q_k|, plus the residual's share). T is monotone;
+|A| <= budget (the larger of the sums of the row's ``budget`` largest positive and largest negative
+x_i^T H^{-1} q_k, plus the residual's share). T is monotone;
 any rho with T(rho) <= rho bounds every shift: scale the tilt by t in [0, 1]; the shifts start at 0, move
 continuously, and for t < 1 satisfy rho(t) <= T_t(rho(t)) where T_t(rho) = T(rho) - (1 - t) rho_lin < rho, so they
 never reach rho. The least such rho is found by iterating T from rho_lin and checked explicitly; when the iteration
@@ -43,6 +44,7 @@ candidate that drives the largest shifts). The global certified bound is the lea
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ from fairflip._errors import FairflipError
 from fairflip.methods import FlipResult
 from fairflip.problem import FlipProblem
 
+from .exact import count_flip_sets
 from .milp import AffineScores, exact_threshold_problem, fairness_gaps, solve
 
 MAX_PAIRWISE_ROWS = 6000
@@ -155,7 +158,10 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     k = int(min(budget, len(free)))
     res = np.abs(XH @ r0)
     if k > 0:
-        rho_lin = np.partition(np.abs(Lmat), -k, axis=1)[:, -k:].sum(axis=1) + res + 1e-12
+        # max over |A| <= k of |sum_{l in A} L_il|: the k largest positive or the k largest negative entries.
+        up = np.partition(np.maximum(Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        down = np.partition(np.maximum(-Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        rho_lin = np.maximum(up, down) + res + 1e-12
     else:
         rho_lin = res + 1e-12
     pair = np.abs(XH @ X.T) if n <= MAX_PAIRWISE_ROWS else None  # |x_i^T H^{-1} x_l|
@@ -223,6 +229,7 @@ def certify_logistic(
     time_limit: float = 60.0,
     node_time_limit: float = 20.0,
     max_nodes: int = 10_000,
+    enumerate_max: int = 2_000,
     tolerance: float = 1e-7,
     seed: int = 0,
 ) -> FlipResult:
@@ -240,6 +247,8 @@ def certify_logistic(
         time_limit: seconds for the whole search.
         node_time_limit: HiGHS seconds per node MILP (a time-limited MILP still gives a valid dual bound).
         max_nodes: the most nodes expanded.
+        enumerate_max: a node with at most this many flip sets is closed by retraining all of them (batched);
+            when the root is that small the answer is the enumeration's proven optimum.
         tolerance: the MILP's band around the threshold (see :func:`solvers.milp.exact_threshold_problem`).
         seed: HiGHS's random seed.
 
@@ -268,6 +277,7 @@ def certify_logistic(
     root_bound = None
     hit = False
     solver_name = None
+    enumerated = 0
     while heap:
         if heap[0].bound >= best - 1e-12:
             heap = []  # every open node is dominated by the incumbent
@@ -281,6 +291,19 @@ def certify_logistic(
         free = np.setdiff1d(np.setdiff1d(cands, node.center), node.excluded)
         if left <= 0 or len(free) == 0:
             continue  # a leaf: its only set is the centre, already retrained when the node was made
+        if count_flip_sets(len(free), left) <= enumerate_max:
+            # Small enough to retrain every set of the node: its exact minimum closes it.
+            sets = [np.sort(np.r_[node.center, np.array(A, dtype=np.int64)]).astype(np.int64)
+                    for j in range(1, left + 1) for A in itertools.combinations(free, j)]
+            values = np.concatenate([problem.objective_of(sets[i:i + 512], around=node.center)
+                                     for i in range(0, len(sets), 512)])
+            enumerated += len(sets)
+            i = int(np.argmin(values))
+            if values[i] < best:
+                best_set, best = sets[i], float(values[i])
+            if nodes == 1:
+                root_bound = best  # the root enumerated: its optimum is proven
+            continue
         intervals = logistic_intervals(problem, node.center, free, left)
         bound = node.bound
         branch_on = None
@@ -323,10 +346,11 @@ def certify_logistic(
     result = FlipResult(flipped=best_set, objective=best, status="feasible", solver=solver_name,
                         time_limit_hit=hit,
                         info={"nodes": nodes, "open_nodes": len(heap), "root": root_info, "root_bound": root_bound,
-                              "runtime_s": time.perf_counter() - start})
-    if lower > 0:
-        result.lower_bound = float(lower)
-        result.bound_source = "relaxation" if nodes == 1 else "branch-and-bound"
+                              "enumerated_sets": enumerated, "runtime_s": time.perf_counter() - start})
+    source = ("enumeration" if root_info is None and nodes == 1 and not heap and enumerated
+              else "relaxation" if nodes == 1 else "branch-and-bound")
+    if lower > 0 or source == "enumeration":
+        result.lower_bound, result.bound_source = float(max(lower, 0.0)), source
     else:
         result.lower_bound, result.bound_source = 0.0, "trivial"
     result.check_bound()
