@@ -15,10 +15,12 @@ through the problem's objective cache):
 3. ``relaxed``: ``oracle-relaxed``'s relaxation and rounding for all budgets in one batch (its own local search
    is left to stage 6).
 4. ``convex``: ``oracle-convex`` (CVXPY LP/MILP), by default only for the ridge firm, where it is exact and
-   certifies a bound; on the logistic firm its trust-region linearisation found nothing better than the other
-   starts on COMPAS and Adult (benchmarks/bench_portfolio.py) at several seconds per budget.
+   certifies a bound. On the logistic firm its trust-region linearisation gave the worst start of all on COMPAS
+   at M = 10, 25, 50 and 100 (no flips at 10 and 25) for 2 to 15 s per budget, so it runs there only when
+   ``convex_firms=None``.
 5. ``greedy``: greedy forward selection retraining the ``greedy_shortlist`` most promising additions per step
    (first-order estimates); one path serves every budget, as greedy's answer for a smaller budget is a prefix.
+   It stops after a few flips on COMPAS but gave the second-best start on Adult at M = 10.
 6. polish: local search (most promising moves first, see :mod:`fairflip.solvers.search`) from the
    ``polish_top`` best distinct starting sets of each budget, budgets in increasing order, the previous budget's
    answer being a starting set of the next (so the objective never rises with the budget).

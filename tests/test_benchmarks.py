@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,23 @@ def test_synthetic_source_has_the_requested_shape():
 def test_sparse_paths_give_the_results_of_the_paths_they_replace(results):
     rows = results["design"]["rows"]
     assert len(rows) == 4 and all(r["max_abs_diff"] < 1e-8 for r in rows), rows
+
+
+def test_portfolio_enumerates_tiny_instances_and_reports_true_objectives(results):
+    res = results["portfolio"]
+    for row in res["rows"]:
+        assert row["fits"] > 0 and 0 <= row["objective"] <= 1 and row["retrained"] > 0
+    assert res["tiny"], "no tiny instance within the flip-set limit"
+    for row in res["tiny"]:
+        assert row["flip_sets"] <= 5_000
+        assert row["same_optimum"] and row["status"] == "optimal" and row["bound_source"] == "enumeration", row
+    for row in res["relaxed"]:
+        assert row["fits"] > 0 and 0 <= row["objective"] <= 1
+
+
+def test_quick_runs_do_not_overwrite_the_tracked_results():
+    from benchmarks import run
+
+    assert run.QUICK_OUT != run.FULL_OUT and run.QUICK_OUT.startswith("benchmarks/out/")
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+    assert "benchmarks/out/" in ignored
