@@ -9,6 +9,7 @@ implements and the public registries are in :mod:`fairflip.firms.base`; a plugin
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Union
 
 from .base import (DifferentiableFirm, Firm, FittedFirm, available_firms, is_differentiable, make_firm,
@@ -38,15 +39,16 @@ register_firm("smoothed-hinge")(_linear("smoothed-hinge"))
 def _mlp(*, C: float = 1.0, seed: int = 0, device: str | None = None) -> SklearnFirm:
     from sklearn.neural_network import MLPClassifier
 
-    return SklearnFirm("mlp", lambda: MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, early_stopping=True,
-                                                    random_state=seed))
+    # functools.partial rather than a lambda, so that the firm pickles (process pools, Ray, estimator checks)
+    return SklearnFirm("mlp", partial(MLPClassifier, hidden_layer_sizes=(64,), max_iter=300, early_stopping=True,
+                                      random_state=seed))
 
 
 @register_firm("gbdt")
 def _gbdt(*, C: float = 1.0, seed: int = 0, device: str | None = None) -> SklearnFirm:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return SklearnFirm("gbdt", lambda: HistGradientBoostingClassifier(random_state=seed))
+    return SklearnFirm("gbdt", partial(HistGradientBoostingClassifier, random_state=seed))
 
 
 __all__ = ["AnyFirm", "BUILTIN_FIRMS", "DifferentiableFirm", "FIRMS", "Firm", "FittedFirm", "LOSSES", "LinearFirm",
