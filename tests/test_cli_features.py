@@ -119,6 +119,10 @@ def test_static_names_equal_the_registries_builtins():
     if hasattr(firms, "available_firms"):
         assert set(_names.FIRMS) <= set(firms.available_firms())
     assert tuple(_names.STUDIES) == tuple(STUDY_ORDER)
+    from fairflip.cli._args import MAX_SEED
+    from fairflip.methods import MAX_SEED as METHODS_MAX_SEED
+
+    assert MAX_SEED == METHODS_MAX_SEED == 2**32 - 1
 
 
 # ------------------------------------------------------------------------------------------ plugins

@@ -109,7 +109,8 @@ def make_files(folder: Path) -> None:
     flips = {
         "bool": "row\nTrue\nFalse\n", "huge": "row\n1e30\n", "negative": "row\n-1\n", "fraction": "row\n2.5\n",
         "nan": "row\nnan\n3\n", "text": "row\nabc\n", "beyond": "row\n1000\n", "dup": "row\n3\n3\n",
-        "nocol": "idx\n3\n", "empty": "", "int64max": "row\n9223372036854775807\n", "two_to_64": "row\n18446744073709551616\n",
+        "nocol": "idx\n3\n", "empty": "", "int64max": "row\n9223372036854775807\n",
+        "two_to_64": "row\n18446744073709551616\n",
     }
     for name, text in flips.items():
         (folder / f"flips_{name}.csv").write_text(text)

@@ -75,7 +75,9 @@ def parse_float(value: str | float | None, flag: str, *, low: float | None = Non
     if below or above:
         left = "-inf" if low is None else f"{low:g}"
         right = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+        opening = "(" if low_open or low is None else "["
+        closing = ")" if high_open or high is None else "]"
+        interval = f"{opening}{left}, {right}{closing}"
         raise FairflipError(f"{flag} must lie in {interval}, got {value!r}")
     return number
 

@@ -110,7 +110,8 @@ def read_input_table(path: str, flag: str, *, allow_empty: bool = False) -> pd.D
         raise FairflipError(f"{flag}: cannot read {p}: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:200]}") from None
     if frame.columns.duplicated().any():
-        raise FairflipError(f"{flag}: {p} has duplicated column names {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise FairflipError(f"{flag}: {p} has duplicated column names {dup}")
     if len(frame) == 0 and not allow_empty:
         raise FairflipError(f"{flag}: {p} has no data rows")
     return frame

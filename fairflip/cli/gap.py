@@ -7,7 +7,8 @@ from ._args import add_problem_args, add_time_limit_arg
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("gap", help="each heuristic's objective versus the (omniscient) oracle's, over budgets and seeds")
+    p = sub.add_parser("gap",
+                       help="each heuristic's objective versus the (omniscient) oracle's, over budgets and seeds")
     add_problem_args(p)
     g = p.add_argument_group("gap")
     g.add_argument("--budgets", default="10,25,50,100",

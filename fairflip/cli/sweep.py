@@ -17,8 +17,7 @@ def add_parser(sub) -> None:
                         "(e.g. 0,0.1,0.5), not mixed; 0 is the unchanged firm (default 0,0.1,0.2,0.3,0.5)")
     g.add_argument("--fractions", help="comma-separated collective fractions in (0, 1] (default: "
                                        "--collective-fraction, 0.3)")
-    g.add_argument("--n-seeds", default="5", help=f"number of seeds, --seed, --seed + 1, ... (5; at most "
-                                                  f"1000)")
+    g.add_argument("--n-seeds", default="5", help="number of seeds, --seed, --seed + 1, ... (5; at most 1000)")
     g.add_argument("--param", action="append", help="method parameter method:key=value (repeatable), e.g. "
                                                     "rb-label:k=5")
     g.add_argument("--max-error-increase", metavar="E",
