@@ -85,7 +85,8 @@ def optimality_gap(
         oracle: the reference method (``oracle`` by default; any registered method).
         oracle_params: keyword options of the oracle.
         time_limit: seconds allowed to each method call (all budgets of one seed); passed to ``select_many``.
-        progress: progress callback passed to every ``select_many`` (see :data:`fairflip.methods.ProgressFn`).
+        progress: progress callback passed to every ``select_many`` (see :data:`fairflip.methods.ProgressFn`); it
+            also receives ``stage``, ``done`` and ``total`` over the method calls before each call.
 
     Returns:
         a tidy DataFrame with one row per (seed, budget, method, split) and the columns :data:`GAP_COLUMNS`:
@@ -110,6 +111,7 @@ def optimality_gap(
             raise FairflipError(f"unknown method '{name}'; choose among {', '.join(sorted(registered))}")
     rows = []
     digest = None
+    calls, n_calls = 0, len(seeds) * (len(heuristics) + 1)
     for seed in seeds:
         problem, prep = build_problem(
             train, firm=firm, C=C, collective_fraction=None if members is not None else collective_fraction,
@@ -123,6 +125,10 @@ def optimality_gap(
         for name in [*heuristics, oracle]:
             params = dict(oracle_params or {}) if name == oracle else {}
             counts = [resolve_budget(b, len(problem.candidates)) for b in budgets]
+            if progress is not None:  # which call runs, of how many; None clears the previous call's best and bound
+                progress({"stage": f"{name} (seed {seed})", "done": calls, "total": n_calls, "best": None,
+                          "bound": None})
+            calls += 1
             chosen[name] = get_method(name, seed=int(seed), **params).select_many(
                 problem, counts, time_limit=time_limit, progress=progress)
         names = list(chosen)

@@ -321,3 +321,18 @@ def test_huge_and_infinite_feature_values(tables, tmp_path, capsys):
     rc, out, err = run(["flip", "--train", tmp_path / "inf.csv", "--label", "y", "--group", "race", "--minority", "B",
                         "--method", "rb-prob", "--budget", 3], capsys)
     assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("fairflip: error: --train")
+
+
+def test_gap_reports_its_calls_and_passes_the_time_limit(tables):
+    from fairflip.datasets import load_table
+    from fairflip.gap import optimality_gap
+
+    train = load_table(tables / "train.csv", label="y", minority={"race": "B"}, categorical=["occ"])
+    test = load_table(tables / "test.csv", label="y", minority={"race": "B"}, categorical=["occ"])
+    reports = []
+    table = optimality_gap(train, test, budgets=[0.2, 3], seeds=range(2), heuristics=["random", "rb-dist"],
+                           oracle="rb-label", time_limit=30.0, progress=reports.append)
+    calls = [r for r in reports if "total" in r]
+    assert [r["done"] for r in calls] == list(range(6)) and {r["total"] for r in calls} == {6}
+    assert calls[-1]["stage"] == "rb-label (seed 1)"
+    assert set(table["budget"]) == {0.2, 3}
