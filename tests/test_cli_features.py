@@ -190,6 +190,12 @@ def test_progress_line_only_on_a_terminal():
     text = tty.getvalue()
     assert "oracle" in text and "5/10" in text and "best 0.1235" in text and "bound 0.0500" in text
     assert "local search" in text and "\n" not in text and text.endswith("\r")
+    p = Progress("oracle", stream=Tty(), interval=0.0)
+    p({"stage": "relaxation", "done": 9, "total": 10, "best": 0.5})
+    p({"stage": "polish", "best": 0.25})
+    assert "9/10" not in p.line() and "polish" in p.line() and "best 0.2500" in p.line()
+    p({"best": None})
+    assert "best" not in p.line()
 
 
 def test_time_limit_reaches_the_oracle(tables, capsys):

@@ -110,6 +110,9 @@ class Progress:
         return "  ".join(parts)
 
     def __call__(self, fields: dict[str, Any]) -> None:
+        if "stage" in fields and fields["stage"] != self.state.get("stage") and "done" not in fields:
+            self.state.pop("done", None)  # a new stage without a count: the old count no longer applies
+            self.state.pop("total", None)
         for k, v in fields.items():  # None clears a field (e.g. the best of the previous method)
             if v is None:
                 self.state.pop(k, None)
