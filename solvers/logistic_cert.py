@@ -94,8 +94,10 @@ class ScoreIntervals:
         free: shape (c',) the candidate rows that may still flip.
         budget: the most further flips.
         model: :class:`AffineScores` over the free candidates (center zeros).
-        radius: shape (m,) half-widths.
+        radius: shape (m,) half-widths, uniform over the node's flip sets.
         rho: shape (n,) certified bounds on every training row's score shift.
+        radius_affine: (r0 (m,), R (m, c')) a second certified half-width r0 + R z that depends on the flips
+            (see :func:`logistic_intervals`), or None.
         info: diagnostics (iterations, largest shift, norm bound).
     """
 
@@ -105,13 +107,14 @@ class ScoreIntervals:
     model: AffineScores
     radius: np.ndarray
     rho: np.ndarray
+    radius_affine: tuple[np.ndarray, np.ndarray] | None = None
     certified: bool = True
     driver: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
 def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarray, budget: int, *,
-                       max_iter: int = 2000, max_shift: float = 50.0) -> ScoreIntervals | None:
+                       max_iter: int = 2000, max_shift: float = 50.0, heavy: int = 300) -> ScoreIntervals:
     """Certified score intervals around the flip set ``center`` for adding at most ``budget`` of ``free``.
 
     Args:
@@ -121,6 +124,10 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         budget: the most rows added.
         max_iter: fixed-point iterations allowed.
         max_shift: a row shift above this means the iteration diverged.
+        heavy: the training rows with the largest remainders whose share of the error is made affine in the flips
+            (the ``radius_affine`` half-width): for those rows |v_l| <= C w_l s_l |d_l| with s_l the largest
+            deviation of the loss's secant slope from l''(f_l) over |d| <= rho_l, and |d_l| <= sum_k |L_lk| z_k +
+            (residual and nonlinear share), which is affine in z; the other rows enter through the norm bound.
 
     Returns:
         the :class:`ScoreIntervals`; ``certified`` is False (and ``radius`` infinite) when the shift bounds diverge
@@ -208,7 +215,32 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     lev_e = np.sqrt(np.maximum(np.einsum("ij,ij->i", EH, E), 0.0))
     pair_e = None if pair is None else np.abs(EH @ X.T)
     radius, _ = err(rho, rows_H=pair_e, rows_lev=lev_e)
-    return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho, driver=driver,
+    # The flip-dependent half-width: heavy rows through their secant-slope deviation, the rest through the norm.
+    u = C * w * remainder(f, rho)
+    share = np.divide(u ** 2, weight, out=np.full_like(u, np.inf), where=weight > 0)
+    T = np.argsort(-share, kind="stable")[:min(heavy, n)]
+    light = np.ones(n, dtype=bool)
+    light[T] = False
+    norm_light = math.sqrt(float(np.sum(share[light]))) if np.all(np.isfinite(share[light])) else math.inf
+    r_light = lev_e * norm_light
+    if pair_e is not None:
+        r_light = np.minimum(r_light, pair_e[:, light] @ u[light])
+    radius_affine = None
+    if np.all(np.isfinite(r_light)):
+        fT, rT = f[T], rho[T]
+        d1 = _sigmoid(fT) * _sigmoid(-fT)
+        lo, hi = fT - rT, fT + rT
+        peak = np.clip(0.0, lo, hi)
+        s_dev = np.maximum(d1 - np.minimum(_sigmoid(lo) * _sigmoid(-lo), _sigmoid(hi) * _sigmoid(-hi)),
+                           _sigmoid(peak) * _sigmoid(-peak) - d1) + 1e-15
+        wT = C * w[T] * s_dev
+        PT = np.abs(EH @ X[T].T)  # (m, |T|)
+        # |d_l| <= |x_l^T Delta_lin| + e_l <= sum_k |L_lk| z_k + res_l + e_l (e: the checked nonlinear bound).
+        r0 = r_light + PT @ (wT * (res[T] + e[T]))
+        R = PT @ (wT[:, None] * np.abs(Lmat[T]))
+        radius_affine = (r0, R)
+    return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
+                          radius_affine=radius_affine, driver=driver,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
                                 "median_radius": float(np.median(radius)), "max_radius": float(radius.max())})
 
@@ -310,7 +342,8 @@ def certify_logistic(
         if intervals.certified:
             prob, z, const = exact_threshold_problem(intervals.model, gaps, intervals.budget,
                                                      error_weight=problem.error_weight, tolerance=tolerance,
-                                                     radius=intervals.radius)
+                                                     radius=intervals.radius,
+                                                     radius_affine=intervals.radius_affine)
             remaining = max(1.0, min(node_time_limit, time_limit - (time.perf_counter() - start)))
             report = solve(prob, z, const, solver="HIGHS", time_limit=remaining, seed=seed)
             solver_name = report.solver

@@ -233,6 +233,7 @@ def exact_threshold_problem(
     tolerance: float = 1e-7,
     moves: int | None = None,
     radius: np.ndarray | None = None,
+    radius_affine: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[cp.Problem, cp.Variable, float]:
     """The hard-threshold objective as a MILP with big-M prediction indicators; a relaxation of the true problem.
 
@@ -254,6 +255,9 @@ def exact_threshold_problem(
             [f_i(z) - r_i, f_i(z) + r_i] (a certified interval model, e.g. the logistic firm's). p_i = 1 then
             requires f_i(z) + r_i >= -delta_i and p_i = 0 requires f_i(z) - r_i <= delta_i, so the MILP stays a
             relaxation of every flip set whose scores lie in their intervals.
+        radius_affine: optional second half-width that depends on the flips, (r0 (m,), R (m, c)), both
+            non-negative: the true score also lies in [f_i(z) - r_i(z), f_i(z) + r_i(z)] with r(z) = r0 + R z
+            (the model's center must be 0). Both intervals are imposed, so the tighter one decides.
 
     Returns:
         (problem, binary z variable of shape (c,), constant to add to the solver's objective).
@@ -274,6 +278,17 @@ def exact_threshold_problem(
     rows = np.arange(m) if error_weight > 0 else gaps.rows
     fixed_one = lower[rows] > delta[rows]
     fixed_zero = upper[rows] < -delta[rows]
+    if radius_affine is not None:
+        r0, R = (np.asarray(v, dtype=np.float64) for v in radius_affine)
+        if r0.shape != (m,) or R.shape != (m, c) or not (np.all(r0 >= 0) and np.all(R >= 0)):
+            raise FairflipError(f"radius_affine must be non-negative arrays of shapes ({m},) and ({m}, {c})")
+        if model.center.any():
+            raise FairflipError("radius_affine needs a model centred at no flips")
+        # Reachable ranges of f - r(z) (lowest) and f + r(z) (highest).
+        low_a = AffineScores(model.base - r0, model.slope - R, model.center).score_bounds(reach)
+        up_a = AffineScores(model.base + r0, model.slope + R, model.center).score_bounds(reach)
+        fixed_one |= low_a[0][rows] > delta[rows]
+        fixed_zero |= up_a[1][rows] < -delta[rows]
     free = rows[~fixed_one & ~fixed_zero]
 
     z = cp.Variable(c, boolean=True)
@@ -291,6 +306,14 @@ def exact_threshold_problem(
         big_up = np.maximum(upper[free] - 2 * rf, 0.0) + d
         big_down = np.maximum(-(lower[free] + 2 * rf), 0.0) + d
         cons += [f_free - rf <= d + cp.multiply(big_up, p), f_free + rf >= -d - cp.multiply(big_down, 1 - p)]
+        if radius_affine is not None:
+            # The same pair with r(z): f - r(z) <= d + B p and f + r(z) >= -d - B' (1 - p), B and B' covering the
+            # reachable ranges of f - r(z) and f + r(z).
+            lo_expr = (model.base[free] - r0[free]) + (model.slope[free] - R[free]) @ z
+            hi_expr = (model.base[free] + r0[free]) + (model.slope[free] + R[free]) @ z
+            big_up_a = np.maximum(low_a[1][free], 0.0) + d
+            big_down_a = np.maximum(-up_a[0][free], 0.0) + d
+            cons += [lo_expr <= d + cp.multiply(big_up_a, p), hi_expr >= -d - cp.multiply(big_down_a, 1 - p)]
     term, agg_cons = _aggregate(gaps, gap_expr)
     cons += agg_cons
     objective, constant = term, 0.0
