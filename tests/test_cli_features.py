@@ -147,7 +147,9 @@ class FirstCandidates(FlipMethod):
 '''
 
 
-def test_plugin_method_from_a_file(tables, tmp_path, capsys):
+def test_plugin_method_from_a_file(tables, tmp_path, capsys, monkeypatch):
+    # loading a plugin records it in FAIRFLIP_PLUGINS for worker processes; keep that out of later tests
+    monkeypatch.delenv("FAIRFLIP_PLUGINS", raising=False)
     plugin = tmp_path / "firstplug.py"
     plugin.write_text(PLUGIN)
     rc, out, err = run(["flip", *data(tables), "--method", "first-candidates", "--budget", 4], capsys)
