@@ -38,7 +38,7 @@ BENCHMARKS = {
     "design": ("bench_design", {}, {"n": 3_000, "batches": (1, 40), "moves": 8, "source": "synthetic"}),
     "portfolio": ("bench_portfolio", {},
                   {"datasets": ("compas",), "budgets": (10,), "tiny_sizes": (40,), "tiny_budgets": (2,),
-                   "tiny_seeds": 1, "relaxed_sizes": (2_000,), "relaxed_features": 5}),
+                   "tiny_seeds": 1, "relaxed_sizes": (2_000,), "relaxed_features": 5, "sweep_datasets": ()}),
     "oracle": ("bench_oracle", {"oracle_params": ORACLE_AT_SCALE},
                {"sizes": (1_000, 2_000), "source": "synthetic", "features": 20, "greedy_n": 600, "greedy_budget": 3,
                 "oracle_params": {"steps": 10, "max_evaluations": 200}}),
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         results["benchmarks"].append(res)
         header = {k: v for k, v in res.items() if k not in ("rows", "versus_greedy", "benchmark")}
         print(f"\n== {name} == {header}")
-        for key in ("rows", "versus_greedy", "summary", "tiny", "relaxed"):
+        for key in ("rows", "versus_greedy", "summary", "sweep", "tiny", "relaxed"):
             if res.get(key):
                 print(table(res[key], list(res[key][0].keys())))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

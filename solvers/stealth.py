@@ -28,7 +28,7 @@ import numpy as np
 from fairflip._errors import FairflipError, check_fraction
 from fairflip.cleaning import cross_val_proba, loss_cutoff, row_losses
 from fairflip.collective import Collective
-from fairflip.methods import FlipMethod, FlipResult, get_method, register_method
+from fairflip.methods import FlipMethod, FlipResult, SolveControl, get_method, register_method
 from fairflip.problem import FlipProblem
 
 Against = Literal["loss", "confident"]
@@ -125,24 +125,41 @@ class StealthOracle(FlipMethod):
         flip_loss = row_losses(proba[cands], np.full(len(cands), 1 - source))
         return flip_loss < (1.0 - self.safety) * threshold, flip_loss, threshold
 
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
+        """Run the base method once for every budget on the stealthy candidates.
+
+        The cleaner's cross-validated model is fitted once; the base method gets the time left and the progress
+        callback. Each result's ``objective`` is the base's true objective (the objective does not depend on the
+        collective); a base status ``optimal`` becomes ``feasible`` and no bound is passed on, as both hold for
+        the restricted problem only.
+        """
         hidden, flip_loss, threshold = self.stealthy_candidates(problem)
         cands = problem.candidates
         info: dict[str, Any] = {"base": self.base, "against": self.against, "threshold": threshold,
                                 "n_candidates": len(cands), "n_stealthy": int(hidden.sum())}
-        if not hidden.any() or budget == 0:
-            return FlipResult(flipped=np.zeros(0, dtype=np.int64), info=info)
-        col = problem.collective
-        members = col.members.copy()
-        members[cands[~hidden]] = False  # detectable candidates leave the collective; other members stay
-        restricted = replace(problem, collective=Collective(members=members, known_majority=col.known_majority,
-                                                            direction=col.direction))
-        result = self._base.select(restricted, budget)
-        scores = None
-        if result.scores is not None:
-            # the base ranked only the hidden candidates; detectable ones rank last
-            scores = np.full(len(cands), -np.inf)
-            scores[hidden] = result.scores
-        info["base_info"] = result.info
-        # The base's lower bound holds for the restricted problem only, so it bounds nothing here.
-        return FlipResult(flipped=result.flipped, scores=scores, info=info)
+        out: list[FlipResult | None] = [None] * len(budgets)
+        run = [b for b, M in enumerate(budgets) if hidden.any() and M > 0]
+        for b in set(range(len(budgets))) - set(run):
+            out[b] = FlipResult(flipped=np.zeros(0, dtype=np.int64), info=dict(info))
+        if run:
+            col = problem.collective
+            members = col.members.copy()
+            members[cands[~hidden]] = False  # detectable candidates leave the collective; other members stay
+            restricted = replace(problem, collective=Collective(members=members, known_majority=col.known_majority,
+                                                                direction=col.direction))
+            left = control.remaining()
+            found = self._base.select_many(restricted, [budgets[b] for b in run],
+                                           time_limit=None if left == float("inf") else max(left, 1e-6),
+                                           progress=control.progress)
+            for b, result in zip(run, found):
+                scores = None
+                if result.scores is not None:
+                    # the base ranked only the hidden candidates; detectable ones rank last
+                    scores = np.full(len(cands), -np.inf)
+                    scores[hidden] = result.scores
+                status = "feasible" if result.status == "optimal" else result.status
+                # The base's lower bound holds for the restricted problem only, so it bounds nothing here.
+                out[b] = FlipResult(flipped=result.flipped, scores=scores, objective=result.objective,
+                                    status=status, time_limit_hit=result.time_limit_hit,
+                                    info={**info, "base_info": result.info})
+        return out
