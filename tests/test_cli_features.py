@@ -271,6 +271,16 @@ def test_baseline_in_text_and_json(tables, capsys):
     assert rep["baseline"]["train"] == none["metrics"]["train"]
     assert rep["baseline"]["test"] == none["metrics"]["test"]
     assert rep["baseline"]["objective"] == none["objective"]
+    # evaluate reports the same baseline next to the flips it is given
+    pd.DataFrame({"row": rep["flipped"]}).to_csv(tables / "rbprob_flips.csv", index=False)
+    rc, out, err = run(["evaluate", *data(tables), "--flips", tables / "rbprob_flips.csv", "--json"], capsys)
+    assert rc == 0, err
+    ev = json.loads(out)
+    assert ev["baseline"]["objective"] == pytest.approx(none["objective"], abs=1e-12)
+    for split in ("train", "test"):
+        for key, value in rep["metrics"][split].items():
+            assert ev["metrics"][split][key] == pytest.approx(value, abs=1e-12)
+            assert ev["baseline"][split][key] == pytest.approx(none["metrics"][split][key], abs=1e-12)
     rc, out, err = run(["flip", *data(tables), "--method", "rb-prob", "--budget", 8], capsys)
     assert rc == 0
     assert f"(no flips: {none['objective']:.4f})" in out

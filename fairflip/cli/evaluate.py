@@ -36,14 +36,18 @@ def run(args) -> int:
     y_train = problem.y.copy()
     y_train[flips] = 1 - y_train[flips]
     ev = evaluate_labels(problem, y_train, test=test_arrays)
+    base = evaluate_labels(problem, problem.y.copy(), test=test_arrays)
     flush_warnings()
+    splits = [k for k in ("train", "test") if k in ev]
     report = {"n_flipped": int(len(flips)), "objective_name": args.objective, "objective": ev["objective"],
-              "metrics": {k: ev[k] for k in ("train", "test") if k in ev}}
+              "metrics": {k: ev[k] for k in splits},
+              "baseline": {"objective": base["objective"], **{k: base[k] for k in splits}}}
     if args.json:
         print_json(report)
     else:
-        print(f"{len(flips)} flips; in-sample {args.objective} = {ev['objective']:.4f}")
-        for split in ("train", "test"):
-            if split in ev:
-                print(f"{split:5s} " + "  ".join(f"{k}={v:.4f}" for k, v in ev[split].items()))
+        print(f"{len(flips)} flips; in-sample {args.objective} = {ev['objective']:.4f} "
+              f"(no flips: {base['objective']:.4f})")
+        for split in splits:
+            print(f"{split:5s} " + "  ".join(f"{k}={v:.4f}" for k, v in ev[split].items()))
+            print(f"{'':5s} " + "  ".join(f"{k}={v:.4f}" for k, v in base[split].items()) + "  (no flips)")
     return 0
