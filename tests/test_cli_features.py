@@ -354,3 +354,21 @@ def test_gap_reports_its_calls_and_passes_the_time_limit(tables):
     assert [r["done"] for r in calls] == list(range(6)) and {r["total"] for r in calls} == {6}
     assert calls[-1]["stage"] == "rb-label (seed 1)"
     assert set(table["budget"]) == {0.2, 3}
+
+
+def test_reproduce_damaged_store_and_recover(tmp_path, capsys):
+    """A damaged store is one error naming --recover, before any work; _check_store with recover moves it aside."""
+    from fairflip.cli._output import discard_warnings
+    from fairflip.cli.reproduce import _check_store
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.sqlite").write_bytes(bytes(range(256)) * 4)
+    rc, stdout, err = run(["reproduce", "--studies", "toy", "--quick", "--out", out], capsys)
+    assert rc == 2 and stdout == "" and err.count("\n") == 1 and "--recover" in err
+    assert sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
+    _check_store(str(out), recover=True)
+    discard_warnings()
+    names = sorted(p.name for p in out.iterdir())
+    assert "results.sqlite" in names and any(n.startswith("results.sqlite.damaged-") for n in names)
+    _check_store(str(out), recover=False)  # the fresh store is sound

@@ -5,15 +5,15 @@ The contract, checked for every case: exit status 2, exactly one line on stderr 
 included). All cases run in this one process through ``fairflip.cli.main(argv)`` on tables of a few dozen rows.
 
 Run as a script (``python tests/test_fuzz_cli.py``) to print the table of outcomes instead of asserting, with a
-per-case time limit. Measured with these 478 cases (20 s per case) on the command line as it was before the
+per-case time limit. Measured with these 481 cases (20 s per case) on the command line as it was before the
 argument checks were added, and after:
 
 | outcome | before | after |
 |---|---|---|
-| exit 2 with one clean line, no file touched | 364 (42 of them only because a new flag was unknown) | 478 |
+| exit 2 with one clean line, no file touched | 364 (42 of them only because a new flag was unknown) | 481 |
 | accepted (exit 0) | 42 | 0 |
-| traceback | 38 | 0 |
-| an input or output file created or changed | 12 | 0 |
+| traceback | 40 | 0 |
+| an input or output file created or changed | 13 | 0 |
 | over the time limit | 11 | 0 |
 | exit 2 with extra warning lines or a malformed line | 11 | 0 |
 """
@@ -119,6 +119,16 @@ def make_files(folder: Path) -> None:
     (folder / "raising_plugin.py").write_text("raise RuntimeError('plugin failed at import')\n")
     (folder / "notes.txt").write_text("not a folder\n")
     os.symlink(folder / "train.csv", folder / "link_to_train.csv")
+    for name, content in (("store_garbage", bytes(range(256)) * 16),
+                          ("store_truncated", b"SQLite format 3\x00" + bytes(100))):
+        (folder / name).mkdir()
+        (folder / name / "results.sqlite").write_bytes(content)
+    foreign = folder / "store_foreign"
+    foreign.mkdir()
+    import sqlite3
+    with sqlite3.connect(foreign / "results.sqlite") as con:
+        con.execute("create table accounts (id integer primary key, owner text)")
+    con.close()
     cfg = folder / "cfg_syntax"
     cfg.mkdir()
     (cfg / "toy.toml").write_text("[grid\nbudgets = [6]\n")
@@ -339,7 +349,8 @@ def build_cases() -> list[Case]:
     rep = ["reproduce", "--studies", "toy", "--quick", "--workers", "1", "--out", "{d}/results"]
     for flag, values in {"--seeds": ["0", "-1", "abc", "100000000"], "--workers": ["0", "-1", "abc", "100000"],
                          "--studies": ["nosuch"], "--backend": ["foo"],
-                         "--out": ["{d}/notes.txt", "{d}/notes.txt/sub", "/proc/fairflip_results", ""],
+                         "--out": ["{d}/notes.txt", "{d}/notes.txt/sub", "/proc/fairflip_results", "",
+                                   "{d}/store_garbage", "{d}/store_truncated", "{d}/store_foreign"],
                          "--configs": ["{d}/nope_dir", "{d}/notes.txt", "{d}/cfg_syntax", "{d}/cfg_nogrid"],
                          "--address": ["auto"]}.items():
         for v in values:

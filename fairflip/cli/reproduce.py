@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", default=None, help="number of seeds (default: 5, or 3 with --quick; at most 1000)")
     p.add_argument("--configs", help="folder of study configs (<study>.toml) to use instead of the packaged ones")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--recover", action="store_true",
+                   help="if the results store in --out is damaged, move it aside (results.sqlite.damaged-<time>), "
+                        "keep its readable rows and resume from them; without it a damaged store is an error")
     add_plugin_arg(p, dest="sub_plugins")
     p.set_defaults(run=run)
 
@@ -49,6 +52,27 @@ def _check_configs(args, names: list[str], seeds: int | None) -> None:
             raise FairflipError(f"--configs: {where}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
+def _check_store(out: str, recover: bool) -> None:
+    """A damaged store in ``out`` is an error naming --recover; with ``recover`` it is moved aside and its readable
+    rows are salvaged (nothing happens to a sound or absent store)."""
+    from pathlib import Path
+
+    from .._errors import FairflipError
+    from ..experiments.store import ResultStore
+    from ._output import warn
+
+    path = Path(out) / ResultStore.FILENAME
+    problem = ResultStore.diagnose(path)
+    if problem is None:
+        return
+    if not recover:
+        raise FairflipError(f"--out: the results store {str(path)!r} {problem}; rerun with --recover to move it "
+                            "aside and resume from its readable rows, or choose another --out")
+    with ResultStore(out, recover=True) as store:
+        moved, rows = store.recovered
+    warn(f"--recover: the damaged results store was moved to {moved}; {rows} readable row(s) were kept")
+
+
 def run(args) -> int:
     import os
     import sys
@@ -64,6 +88,7 @@ def run(args) -> int:
     check_output_dir(args.out, name="--out")
     names = list(args.studies) if args.studies else list(_names.STUDIES)
     _check_configs(args, names, seeds)
+    _check_store(args.out, args.recover)
 
     from ..experiments.reproduce import reproduce
 
