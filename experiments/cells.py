@@ -247,22 +247,19 @@ def prepare(cell: Cell, *, firm: str | None = None) -> Prepared:
 
 
 def make_cell_method(cell: Cell):
-    """Instantiate the cell's flip method with its params, its seed when it takes one, and ``device="cuda"`` for
-    cuda cells whose method takes a device.
+    """Instantiate the cell's flip method with its params and the cell's seed (every method takes one). The
+    device is the firm's (see :func:`prepare`), never a method parameter.
 
     A stealthy cleaning cell gets ``oracle-stealth`` hiding from the cell's cleaner, with the cell's method (and
     those parameters) as its base.
     """
-    from fairflip.methods import available_methods, get_method
+    from fairflip.methods import get_method
 
     params = cell.param_dict
-    if cell.device == "cuda" and cell.method in available_methods():
-        if "device" in inspect.signature(type(get_method(cell.method)).__init__).parameters:
-            params.setdefault("device", "cuda")
     opts = cell.option_dict
     if cell.kind == "cleaning" and opts.get("stealth"):
         return get_method("oracle-stealth", seed=cell.seed, base=cell.method, against=opts["cleaner"],
-                                 fraction=opts["loss_fraction"], safety=opts["safety"], base_params=params)
+                          fraction=opts["loss_fraction"], safety=opts["safety"], base_params=params)
     return get_method(cell.method, seed=cell.seed, **params)
 
 
