@@ -265,9 +265,10 @@ def make_method(name: str, seed: int, params: dict, flag: str = "--method"):
 # --------------------------------------------------------------------------------------------- files
 
 def input_paths(args: argparse.Namespace) -> list[str]:
-    """The files the command reads (an output must not be one of them)."""
-    return [p for p in (getattr(args, "train", None), getattr(args, "test", None), getattr(args, "flips", None))
-            if p]
+    """The files the command reads, plugin files included (an output must not be one of them)."""
+    paths = [getattr(args, "train", None), getattr(args, "test", None), getattr(args, "flips", None)]
+    plugins = [*(getattr(args, "plugins", None) or []), *(getattr(args, "sub_plugins", None) or [])]
+    return [p for p in paths if p] + [p for p in plugins if p and os.path.isfile(p)]
 
 
 def check_out(args: argparse.Namespace, flag: str = "--out") -> None:
