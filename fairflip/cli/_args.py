@@ -365,4 +365,5 @@ def add_time_limit_arg(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def method_help(prefix: str) -> str:
+    """Help text naming the built-in methods after ``prefix``."""
     return f"{prefix} ({_listing(_names.METHODS)}, or one a plugin registers)"

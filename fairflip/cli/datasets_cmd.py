@@ -6,6 +6,7 @@ from ._args import add_plugin_arg
 
 
 def add_parser(sub) -> None:
+    """Attach the ``datasets`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("datasets", help="list datasets with sizes and provenance")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--all", action="store_true", help="also load data-home datasets (slow for the large ones)")
@@ -37,6 +38,7 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 
 def run(args) -> int:
+    """Run ``fairflip datasets`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     from .._errors import FairflipError
     from ..datasets import REGISTRY
     from ._inputs import print_json

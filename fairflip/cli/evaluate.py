@@ -6,6 +6,7 @@ from ._args import add_problem_args
 
 
 def add_parser(sub) -> None:
+    """Attach the ``evaluate`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("evaluate", help="train the firm on labels flipped by a flips file and report metrics")
     add_problem_args(p)
     p.add_argument("--flips", required=True, help="CSV with a 'row' column (as written by `fairflip flip --out`)")
@@ -14,6 +15,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run ``fairflip evaluate`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     from ._args import check_problem_args
 
     check_problem_args(args)  # plain values first: a bad one fails before any heavy import

@@ -8,6 +8,7 @@ METRIC_KEYS = ("eqod", "eqod_worst", "dp", "eqopp", "error", "error_minority", "
 
 
 def add_parser(sub) -> None:
+    """Attach the ``flip`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("flip", help="choose flips with a method and evaluate the retrained firm")
     add_problem_args(p)
     g = p.add_argument_group("flip")
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run ``fairflip flip`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     import time
 
     from . import _args

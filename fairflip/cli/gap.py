@@ -7,6 +7,7 @@ from ._args import add_problem_args, add_time_limit_arg
 
 
 def add_parser(sub) -> None:
+    """Attach the ``gap`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("gap",
                        help="each heuristic's objective versus the (omniscient) oracle's, over budgets and seeds")
     add_problem_args(p)
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run ``fairflip gap`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     import time
 
     from .._errors import FairflipError

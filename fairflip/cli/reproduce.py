@@ -7,6 +7,7 @@ from ._args import add_plugin_arg
 
 
 def add_parser(sub) -> None:
+    """Attach the ``reproduce`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("reproduce", help="run the studies (resumable) and write an HTML and Markdown report")
     p.add_argument("--quick", action="store_true",
                    help="about 10 minutes on 2 cores: COMPAS and Adult (subsampled), 3 seeds, fewer budgets")
@@ -74,6 +75,7 @@ def _check_store(out: str, recover: bool) -> None:
 
 
 def run(args) -> int:
+    """Run ``fairflip reproduce`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     import os
     import sys
 

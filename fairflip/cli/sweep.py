@@ -7,6 +7,7 @@ from ._args import add_problem_args, add_time_limit_arg, method_help
 
 
 def add_parser(sub) -> None:
+    """Attach the ``sweep`` subcommand to the subparsers ``sub`` (static data only, no heavy import)."""
     p = sub.add_parser("sweep", help="run methods over budgets, collective sizes and seeds; summarise the results")
     add_problem_args(p)
     g = p.add_argument_group("sweep")
@@ -72,6 +73,7 @@ def format_table(frame, int_columns=()) -> str:
 
 
 def run(args) -> int:
+    """Run ``fairflip sweep`` with the parsed ``args``; returns the exit status (bad input raises FairflipError)."""
     import time
 
     from .._errors import FairflipError
