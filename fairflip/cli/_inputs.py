@@ -176,17 +176,14 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, Dataset | None, np.n
     features = args.feature_cols
     if features is None and args.collective:
         features = [c for c in frame.columns if c not in (args.label, args.collective, *args.group_cols)]
+    categorical = None
     if args.categorical_cols:
         pool = features if features is not None else [c for c in frame.columns
                                                        if c != args.label and c not in args.group_cols]
         absent = [c for c in args.categorical_cols if c not in pool]
         if absent:
             raise FairflipError(f"--categorical names {absent}, which are not feature columns of --train")
-    categorical = None
-    if args.categorical_cols:
         # the named columns plus the non-numeric ones, which are categorical anyway
-        pool = features if features is not None else [c for c in frame.columns
-                                                       if c != args.label and c not in args.group_cols]
         categorical = [c for c in pool if c in args.categorical_cols or frame[c].dtype.kind not in "iufb"]
     train = _table_dataset(frame, args.train, args, "--train", features=features, categorical=categorical)
     _check_numeric_features(train, "--train")
