@@ -83,5 +83,9 @@ def run(args) -> int:
     if len(bounds):
         print("certified lower bounds (in-sample): "
               + ", ".join(f"M={b:g}: {v:.4f}" for b, v in bounds.groupby("budget")["lower_bound"].mean().items()))
+    if "time_limit_hit" in table.columns and table["time_limit_hit"].astype(bool).any():
+        hit = table[table["time_limit_hit"].astype(bool) & (table["split"] == "in-sample")]
+        print(f"{len(hit)} (method, budget, seed) answer(s) stopped at the time limit: "
+              + ", ".join(sorted(set(hit["method"]))))
     print(f"runtime {runtime:.1f}s" + (f"; table written to {args.out}" if args.out else ""))
     return 0
