@@ -33,7 +33,8 @@ def make(kind: str, path: str) -> None:
     elif kind == "highcard":
         n = 12_000
         frame = pd.DataFrame(rng.normal(size=(n, 5)).round(4), columns=[f"x{i}" for i in range(5)])
-        frame["cat"] = [f"level{i}" for i in rng.integers(0, 10_000, n)]
+        codes = rng.permutation(np.concatenate([np.arange(10_000), rng.integers(0, 10_000, n - 10_000)]))
+        frame["cat"] = [f"level{i}" for i in codes]  # every one of the 10,000 levels occurs
     else:
         raise SystemExit(f"unknown kind {kind!r}: wide or highcard")
     frame["g"] = np.where(rng.random(n) < 0.3, "B", "A")
