@@ -5,16 +5,16 @@ The contract, checked for every case: exit status 2, exactly one line on stderr 
 included). All cases run in this one process through ``fairflip.cli.main(argv)`` on tables of a few dozen rows.
 
 Run as a script (``python tests/test_fuzz_cli.py``) to print the table of outcomes instead of asserting, with a
-per-case time limit. Measured with these 484 cases (20 s per case) on the command line as it was before the
+per-case time limit. Measured with these 486 cases (20 s per case) on the command line as it was before the
 argument checks were added, and after:
 
 | outcome | before | after |
 |---|---|---|
-| exit 2 with one clean line, no file touched | 367 (45 of them only because a new flag was unknown) | 484 |
+| exit 2 with one clean line, no file touched | 367 (45 of them only because a new flag was unknown) | 486 |
 | accepted (exit 0) | 42 | 0 |
 | traceback | 40 | 0 |
 | an input or output file created or changed | 13 | 0 |
-| over the time limit | 11 | 0 |
+| over the time limit | 13 | 0 |
 | exit 2 with extra warning lines or a malformed line | 11 | 0 |
 """
 
@@ -332,6 +332,10 @@ def build_cases() -> list[Case]:
     for v in ["random:k", "nomethod:k=1", "k=1", "random:seed=abc"]:
         add(f"sweep --param {v!r}", with_opts(BASE["sweep"], "--param", v))
     add("sweep no --test", with_opts(BASE["sweep"], drop=("--test",)))
+    many = ",".join(str(i) for i in range(1000))
+    add("sweep grid too large", with_opts(BASE["sweep"], "--budgets", many, "--n-seeds", "1000",
+                                          "--methods", "random,rb-prob"))
+    add("gap grid too large", with_opts(BASE["gap"], "--budgets", many, "--n-seeds", "1000"))
     add("sweep seed overflow", with_opts(BASE["sweep"], "--seed", "4294967295", "--n-seeds", "3"))
     add("sweep collective+fractions", with_opts(BASE["sweep"], "--train", "{d}/member.csv", "--collective",
                                                 "member", "--fractions", "0.1,0.2"))

@@ -23,6 +23,8 @@ MAX_LIST = 1000
 """Upper bound on the length of a comma-separated list (budgets, fractions, methods)."""
 MAX_PROBLEMS = 10_000
 """Upper bound on the problems of one sweep (collective fractions x seeds)."""
+MAX_ROWS = 1_000_000
+"""Upper bound on the rows of one sweep or gap table (methods x budgets x problems)."""
 MAX_BUDGET = 10**12
 """Upper bound on a flip budget given as a count (larger counts mean "all candidates" anyway)."""
 

@@ -45,6 +45,10 @@ def run(args) -> int:
         raise FairflipError("--oracle is empty")
     if args.oracle in methods:
         raise FairflipError(f"--methods names the --oracle '{args.oracle}'; it is always compared")
+    n_rows = (len(methods) + 1) * len(budgets) * n_seeds
+    if n_rows > _args.MAX_ROWS:
+        raise FairflipError(f"--methods x --budgets x --n-seeds makes {n_rows:,} answers; at most "
+                            f"{_args.MAX_ROWS:,} are allowed")
     oracle_params = _args.parse_params(args.oracle_param, "--oracle-param")
 
     from ..gap import gap_summary, optimality_gap

@@ -96,6 +96,10 @@ def run(args) -> int:
     if len(fractions) * n_seeds > _args.MAX_PROBLEMS:
         raise FairflipError(f"--fractions x --n-seeds makes {len(fractions) * n_seeds} problems; at most "
                             f"{_args.MAX_PROBLEMS} are allowed")
+    n_rows = len(methods) * len(budgets) * len(fractions) * n_seeds
+    if n_rows > _args.MAX_ROWS:
+        raise FairflipError(f"--methods x --budgets x --fractions x --n-seeds makes {n_rows:,} runs; at most "
+                            f"{_args.MAX_ROWS:,} are allowed")
     max_increase = _args.parse_float(args.max_error_increase, "--max-error-increase", low=0.0)
     if max_increase is not None and 0 not in budgets:
         raise FairflipError("--max-error-increase needs budget 0 (the unchanged firm) in --budgets")
