@@ -224,20 +224,22 @@ def test_cleaning_cell_options_are_checked():
         Cell(study="t", dataset="compas", method="random", seed=0, budget=1, options={"cleaner": "loss"})
 
 
-def _cleaning_frame(stealth_recall: float, stealth_eqod: float):
+def _cleaning_frame(stealth_recall: float, stealth_eqod: float, *, identical: bool = False):
     """A tidy table of one dataset and cleaner: no flips (EqOd 0.30 without cleaning, 0.32 cleaned), plain flips
-    of two strategies (EqOd 0.10 without cleaning, 0.20 cleaned, recall 0.6) and stealthy ones."""
+    of two strategies (EqOd 0.10 without cleaning, 0.20 cleaned, recall 0.6) and stealthy ones (8 and 9 flips, or
+    the same 8 for both strategies when ``identical``)."""
     import pandas as pd
 
     rows = [dict(dataset="d", cleaner="loss", method="none", stealth=False, budget_share=None, seed=0,
                  eqod_before=0.30, eqod=0.32, recall=np.nan, n_flipped=0, precision=0.0, error_before=0.2,
                  error=0.2)]
-    for m in ("rb-prob", "random"):
+    for i, m in enumerate(("rb-prob", "random")):
         rows.append(dict(dataset="d", cleaner="loss", method=m, stealth=False, budget_share=0.5, seed=0,
                          eqod_before=0.10, eqod=0.20, recall=0.6, n_flipped=10, precision=0.5, error_before=0.2,
                          error=0.2))
         rows.append(dict(dataset="d", cleaner="loss", method=m, stealth=True, budget_share=0.5, seed=0,
-                         eqod_before=0.15, eqod=stealth_eqod, recall=stealth_recall, n_flipped=8, precision=0.1,
+                         eqod_before=0.15, eqod=stealth_eqod, recall=stealth_recall,
+                         n_flipped=8 if identical else 8 + i, precision=0.1,
                          error_before=0.2, error=0.2))
     return pd.DataFrame(rows)
 
@@ -262,11 +264,26 @@ def test_cleaning_summary_table_figure_and_report_section(tmp_path):
     frame["config_hash"] = [str(i) for i in range(len(frame))]
     res = summarise_cleaning(load_config("cleaning", quick=True), frame, {})
     assert res.holds is None and res.verdict.startswith("No claim of the paper to test")
-    assert len(res.table) == 5 and set(res.table.flips) == {"plain", "stealth"}
-    assert res.table.loc[res.table.method == "rb-prob", "eqod_after"].tolist() == ["0.200 ± 0.000", "0.170 ± 0.000"]
+    assert len(res.table) == 4 and set(res.table.flips) == {"plain", "stealth"}  # two strategies x two kinds
+    # one seed: means without a spread (no "± 0.000")
+    assert res.table.loc[res.table.method == "rb-prob"].iloc[:, 4].tolist() == ["0.200", "0.170"]
     # one dataset, one cleaner: EqOd-after and recall panels
     assert len(res.figures["cleaning"].axes) == 2
     _, md = write_report([res], tmp_path, run_info={"mode": "test"})
     text = md.read_text()
     assert "## 9. A firm that cleans its labels" in text and res.verdict in text
     assert "figures/cleaning.png" in text and (tmp_path / "figures" / "cleaning.svg").is_file()
+
+
+def test_cleaning_summary_collapses_identical_stealthy_flips():
+    from fairflip.experiments.studies_beyond import identical_stealth, summarise_cleaning
+    from fairflip.experiments.study_kit import load_config
+
+    frame = _cleaning_frame(0.05, 0.17, identical=True)
+    frame["config_hash"] = [str(i) for i in range(len(frame))]
+    assert identical_stealth(frame) == {("d", "loss"): 8.0}
+    assert identical_stealth(_cleaning_frame(0.05, 0.17)) == {}
+    res = summarise_cleaning(load_config("cleaning", quick=True), frame, {})
+    stealth = res.table[res.table.flips == "stealth"]
+    assert len(stealth) == 1 and "identical" in stealth.method.iloc[0]
+    assert "identical" in res.headline
