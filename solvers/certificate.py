@@ -56,5 +56,8 @@ def adopt_best_bound(result: FlipResult, components: Sequence[tuple[str, FlipRes
     result.solver = chosen.solver
     result.info["lower_bound_source"] = name
     result.check_bound(evaluated)
+    known = [v for v in (result.objective, evaluated) if v is not None]
+    if result.lower_bound is not None and known and result.lower_bound > min(known):
+        result.lower_bound = float(min(known))  # above by rounding only (check_bound's tolerance)
     if meets(result.objective, result.lower_bound):
         result.status = "optimal"

@@ -266,6 +266,8 @@ def certify(result: FlipResult, bound: float, mip_gap: float | None = None) -> N
     result.bound_source = "trivial" if trivial else "milp-dual"
     result.mip_gap = None if mip_gap is None else float(mip_gap)
     result.check_bound()
+    if result.lower_bound is not None and result.objective is not None and result.lower_bound > result.objective:
+        result.lower_bound = float(result.objective)  # above by rounding only (check_bound's tolerance)
     if meets(result.objective, result.lower_bound):
         result.status = "optimal"
 

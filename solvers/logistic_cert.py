@@ -387,6 +387,8 @@ def certify_logistic(
     else:
         result.lower_bound, result.bound_source = 0.0, "trivial"
     result.check_bound()
+    if result.lower_bound is not None and result.lower_bound > best:
+        result.lower_bound = best  # above by rounding only (check_bound's tolerance)
     if result.lower_bound is not None and best - result.lower_bound <= 1e-9:
         result.status = "optimal"
     elif hit:

@@ -108,3 +108,9 @@ def test_logistic_branch_and_bound_never_bounds_above_the_optimum():
             proven += 1
             assert r.objective <= ref.optimum + 1e-9
     assert proven >= 5, proven
+
+
+def test_a_bound_above_the_objective_by_rounding_only_is_clamped_not_flagged():
+    r = _result(0.25)
+    adopt_best_bound(r, [("a", _result(0.25, 0.25 + 1e-14, "milp-dual"))])
+    assert r.lower_bound == 0.25 and not r.bound_inconsistent and r.status == "optimal"
