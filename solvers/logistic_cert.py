@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from fairflip._errors import FairflipError
+from fairflip._errors import FairflipError, check_budget
 from fairflip.methods import FlipResult
 from fairflip.problem import FlipProblem
 
@@ -291,6 +291,15 @@ def certify_logistic(
         ``info`` has ``nodes``, ``open_nodes``, ``root`` (the root intervals' diagnostics or None) and
         ``root_bound``.
     """
+    budget = check_budget(budget)
+    for name, value in (("time_limit", time_limit), ("node_time_limit", node_time_limit)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise FairflipError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not isinstance(enumerate_max, (int, np.integer)) or enumerate_max < 0:
+        raise FairflipError(f"enumerate_max must be a non-negative integer, got {enumerate_max!r}")
+    if getattr(problem.firm, "loss", None) != "logistic":
+        raise FairflipError("certify_logistic needs the logistic firm (its loss is self-concordant); for the "
+                            "ridge firm use oracle-convex's exact MILP")
     start = time.perf_counter()
     cands = problem.candidates
     gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])

@@ -114,3 +114,19 @@ def test_a_bound_above_the_objective_by_rounding_only_is_clamped_not_flagged():
     r = _result(0.25)
     adopt_best_bound(r, [("a", _result(0.25, 0.25 + 1e-14, "milp-dual"))])
     assert r.lower_bound == 0.25 and not r.bound_inconsistent and r.status == "optimal"
+
+
+def test_certify_logistic_bad_inputs():
+    from _instances import tiny_problem
+
+    from fairflip._errors import FairflipError
+    from fairflip.solvers.logistic_cert import certify_logistic
+
+    with pytest.raises(FairflipError, match="time_limit must be a positive"):
+        certify_logistic(tiny_problem(0), 2, time_limit=0)
+    with pytest.raises(FairflipError, match="enumerate_max"):
+        certify_logistic(tiny_problem(0), 2, enumerate_max=-1)
+    with pytest.raises(FairflipError, match="needs the logistic firm"):
+        certify_logistic(tiny_problem(0, loss="squared"), 2)
+    with pytest.raises(FairflipError, match="budget"):
+        certify_logistic(tiny_problem(0), -1)
