@@ -441,11 +441,25 @@ def solve(
         _silence_highs_banner()
     opts = solver_options(solver, time_limit, options, seed=seed)
     start = time.perf_counter()
-    try:
+
+    def run() -> None:
         with warnings.catch_warnings():
             # A time-limited MIP ends "inaccurate" by design; the status is reported, not hidden.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(solver=solver, **opts)
+
+    try:
+        try:
+            run()
+        except cp.error.SolverError:
+            if solver != "HIGHS" or "threads" not in opts:
+                raise
+            # HiGHS refuses a thread count other than the one its process-wide scheduler started with (e.g. an
+            # earlier solve with the default count): restart the scheduler and solve again.
+            import highspy
+
+            highspy.Highs.resetGlobalScheduler(True)
+            run()
     except cp.error.SolverError as exc:
         raise FairflipError(f"solver {solver} failed: {exc}") from exc
     wall = time.perf_counter() - start

@@ -278,3 +278,15 @@ def test_bad_inputs_raise():
     problem.a[problem.candidates] = 1  # minority rows only among the candidates: no minority row with y = 1
     with pytest.raises(FairflipError, match="empty cell"):
         ConvexOracle().select(problem, 2)
+
+
+def test_single_threaded_highs_after_a_default_threaded_solve():
+    # HiGHS's process-wide scheduler starts with the first solve's thread count; a later threads=1 solve restarts it.
+    import cvxpy as cp
+
+    x = cp.Variable(3, boolean=True)
+    cp.Problem(cp.Minimize(cp.sum(x)), [x[0] + x[1] >= 1]).solve(solver="HIGHS", threads=0)
+    problem = tiny_problem(8)
+    result = ConvexOracle(formulation="exact-milp").select(problem, 2)
+    assert result.status == "optimal" and result.info["solver_options"]["threads"] == 1
+    assert result.objective == pytest.approx(brute_force(problem, 2), abs=1e-12)
