@@ -11,6 +11,13 @@ Usage::
 ``run`` loads the table with :func:`fairflip.datasets.load_table`, builds the problem (logistic firm,
 collective 0.3 of the minority, seed 0) and selects 100 flips with ``rb-prob``; it prints one line with the
 outcome, the wall time and the peak resident memory of the process (``ru_maxrss``).
+
+Measured on a shared 2-core machine (peak RSS of the whole process, imports included):
+
+| table | before the input checks | after |
+|---|---|---|
+| wide (500,000 x 30) | ok, 1,263 MiB | ok, 1,197 MiB (same design, 500,000 x 33) |
+| highcard (12,000 rows, 10,000 levels) | not finished after 600 s, 7.37 GiB sampled peak (killed) | refused in 0.1 s by ``max_categories``, 448 MiB |
 """
 
 from __future__ import annotations
