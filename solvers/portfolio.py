@@ -266,8 +266,15 @@ class _Run:
         if n_sets > self.oracle.enumerate_max_sets:
             return False
         t = time.perf_counter()
-        found = enumerate_optimum(self.problem, self.budgets, batch_size=max(self.oracle.batch_size, 512),
-                                  control=self.control)
+        # Every set is new to the cache, so the pass runs without it (its keys would cost more than they save).
+        cache = self.problem.__dict__.pop("_objective_cache", None)
+        try:
+            found = enumerate_optimum(self.problem, self.budgets, batch_size=max(self.oracle.batch_size, 512),
+                                      control=self.control)
+        finally:
+            if cache is not None:
+                self.problem.__dict__["_objective_cache"] = cache
+                cache.retrained += max(e.n_sets for e in found) if found else 0
         seconds = time.perf_counter() - t
         for b, e in enumerate(found):
             self.starts[b]["enumeration"] = {"flipped": e.flipped, "objective": float(e.objective),

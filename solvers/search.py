@@ -44,14 +44,20 @@ little on a quiet machine but costs much on a busy one: on 2 shared cores a (4, 
 
 @contextmanager
 def threads_for(problem: FlipProblem) -> Iterator[int]:
-    """Run the block with torch on one thread when ``problem``'s design matrix is small (see
-    :data:`SINGLE_THREAD_MAX_ENTRIES`), restoring the previous count afterwards; yields the count used."""
+    """Run the block with torch and NumPy's BLAS on one thread when ``problem``'s design matrix is small (see
+    :data:`SINGLE_THREAD_MAX_ENTRIES`), restoring the previous counts afterwards; yields torch's count."""
     before = torch.get_num_threads()
     small = problem.X.shape[0] * (problem.X.shape[1] + 1) <= SINGLE_THREAD_MAX_ENTRIES
-    if small and before > 1:
+    if not small:
+        yield before
+        return
+    from threadpoolctl import threadpool_limits
+
+    if before > 1:
         torch.set_num_threads(1)
     try:
-        yield torch.get_num_threads()
+        with threadpool_limits(limits=1, user_api="blas"):  # NumPy's products (predictions) likewise
+            yield torch.get_num_threads()
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
