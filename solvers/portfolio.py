@@ -157,6 +157,7 @@ class PortfolioOracle(FlipMethod):
             run = _Run(self, problem, budgets, control)
             if "enumerate" in self.components and run.enumerate():
                 return run.results(cache)
+            run.start()
             for stage in ("heuristics", "relaxed", "convex", "greedy"):
                 if stage in self.components and run.open():
                     getattr(run, stage)()
@@ -199,9 +200,10 @@ class _Run:
         self.errors: dict[str, str] = {}
         self.enumerated: list | None = None
         self._ranker = None
-        self._relaxed_ranker_source = None
-        # Flipping nothing: the first incumbent of every budget (one retraining).
-        self._add("none", [np.zeros(0, dtype=np.int64)] * len(budgets), 0.0)
+
+    def start(self) -> None:
+        """Flipping nothing: the first incumbent of every budget (one retraining)."""
+        self._add("none", [np.zeros(0, dtype=np.int64)] * len(self.budgets), 0.0)
 
     # ----- bookkeeping -----
     def _add(self, name: str, sets: list[np.ndarray], seconds: float, **extra: Any) -> None:
