@@ -260,9 +260,19 @@ N_RANDOM = 512
 
 
 def test_soundness_random_and_adversarial():
+    _suite(N_RANDOM)
+
+
+@pytest.mark.slow
+def test_soundness_large():
+    """The same checks on 4,000 random instances (CI deselects slow tests)."""
+    _suite(4000, first=N_RANDOM)
+
+
+def _suite(n_random: int, first: int = 0) -> None:
     start = time.perf_counter()
     stats = {"bounds": 0, "objectives": 0, "ambiguous": 0}
-    for seed in range(N_RANDOM):
+    for seed in range(first, first + n_random):
         problem, budget, opts = random_instance(seed)
         # The trust-region oracle (logistic) costs several solves: every fourth logistic instance runs it.
         convex = opts["loss"] == "squared" or seed % 8 == 1
@@ -285,6 +295,6 @@ def test_soundness_random_and_adversarial():
         clean = [ref.values[s] for s in ref.sets if not ((lambda f: ((f > 0) & (f < 1e-6)).any())(ref.scores(s)))]
         broken_by_margin += (not clean) or min(clean) > ref.optimum + 1e-12
     assert broken_by_margin >= 4, broken_by_margin
-    assert stats["bounds"] >= N_RANDOM and stats["objectives"] >= N_RANDOM, stats
-    print(f"soundness: {N_RANDOM} random + {len(adversarial)} adversarial instances, {stats}, "
+    assert stats["bounds"] >= n_random and stats["objectives"] >= n_random, stats
+    print(f"soundness: {n_random} random + {len(adversarial)} adversarial instances, {stats}, "
           f"{broken_by_margin} defeat a margin encoding, {time.perf_counter() - start:.1f} s")
