@@ -171,16 +171,22 @@ def optimality_gap(
 
 
 def gap_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of the objective and gap, per (budget, method, split).
+    """Mean and standard deviation over seeds of the objective and gap, per (budget, method, split), with the
+    certificate columns summarised too.
 
     Args:
         table: the output of :func:`optimality_gap`.
 
     Returns:
         a DataFrame with columns ``budget, method, split, objective_mean, objective_std, gap_mean, gap_std,
-        n_seeds``.
+        n_seeds``, then ``lower_bound_mean`` and ``gap_to_bound_mean`` (over the seeds with a certified bound; NaN
+        when none has one), ``n_bounded`` (seeds with a certified bound), ``bound_inconsistent`` (any seed's bound
+        withdrawn) and ``time_limit_hit`` (any seed's run stopped by its time limit).
     """
     grouped = table.groupby(["budget", "method", "split"], sort=True)
     out = grouped.agg(objective_mean=("objective", "mean"), objective_std=("objective", "std"),
-                      gap_mean=("gap", "mean"), gap_std=("gap", "std"), n_seeds=("seed", "nunique"))
+                      gap_mean=("gap", "mean"), gap_std=("gap", "std"), n_seeds=("seed", "nunique"),
+                      lower_bound_mean=("lower_bound", "mean"), gap_to_bound_mean=("gap_to_bound", "mean"),
+                      n_bounded=("lower_bound", "count"), bound_inconsistent=("bound_inconsistent", "any"),
+                      time_limit_hit=("time_limit_hit", "any"))
     return out.reset_index()

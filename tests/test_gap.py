@@ -92,6 +92,10 @@ def test_gap_table_carries_certificates_and_run_metadata(small):
     assert table["data_sha256"].nunique() == 1 and len(table["data_sha256"].iloc[0]) == 64
     assert not table["time_limit_hit"].any() and not table["load_dependent"].any()
     assert data_sha256(np.arange(3)) != data_sha256(np.arange(3.0)) != data_sha256(np.arange(4.0))
+    summary = gap_summary(table)
+    ins_summary = summary[summary["split"] == "in-sample"]
+    assert (ins_summary["n_bounded"] == 1).all() and not ins_summary["bound_inconsistent"].any()
+    assert np.allclose(ins_summary["gap_to_bound_mean"], ins_summary["objective_mean"] - ins_summary["lower_bound_mean"])
 
 
 def test_gap_flags_a_bound_above_an_evaluated_objective(small):
