@@ -32,12 +32,14 @@ def sleepy_task(cell_dict: dict) -> tuple[dict, float, None]:
 DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
-from _fault_tasks import sleepy_task, cells
-from fairflip.experiments.backends import LocalBackend
-from fairflip.experiments.runner import run_cells
-from fairflip.experiments.store import ResultStore
 
 if __name__ == "__main__":
+    # imports under the guard: spawned workers re-import this script, and need none of this
+    from _fault_tasks import sleepy_task, cells
+    from fairflip.experiments.backends import LocalBackend
+    from fairflip.experiments.runner import run_cells
+    from fairflip.experiments.store import ResultStore
+
     folder, n, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     with ResultStore(folder) as store:
         summary = run_cells(cells(n), store, LocalBackend(workers=workers, task=sleepy_task), progress=False,
