@@ -217,3 +217,16 @@ def test_damaged_store_clear_error_then_recovery(tmp_path):
                 del os.environ["FAULT_LOG"], os.environ["FAULT_SLEEP"]
             assert (summary.reused, summary.computed) == (salvaged, n - salvaged)
         assert ResultStore.diagnose(folder / ResultStore.FILENAME) is None
+
+
+def test_ctrl_c_of_a_serial_run_stops_at_once_and_leaves_no_claim(driver, tmp_path):
+    log, folder = tmp_path / "log", tmp_path / "store"
+    proc = _launch(driver, folder, 3, 1, log, 60.0, start_new_session=True)  # one process, a 60 s cell
+    _wait_for(lambda: any(e == "start" for e, _, _ in _events(log)), 90, "the first cell to start")
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5 and proc.returncode != 0
+    with ResultStore(folder) as store:
+        assert store.count() == 0 and store.claims() == {} and store.integrity() == "ok"
+    assert _resume(driver, folder, 3, log) == (0, 3, 0)
