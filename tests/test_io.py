@@ -152,3 +152,18 @@ def test_check_output_dir(tmp_path):
         with pytest.raises(FairflipError, match=fragment):
             check_output_dir(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_named_pipe_is_written_in_place(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo).read()))
+    reader.start()
+    check_output_path(fifo)
+    atomic_write(fifo, _write_text("row\n1\n"))
+    reader.join(10)
+    assert received == ["row\n1\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file, the pipe is still a pipe
