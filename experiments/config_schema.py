@@ -33,11 +33,9 @@ class _Bad(Exception):
 # ---------------------------------------------------------------- the registries a config may name
 
 def _datasets() -> list[str]:
-    from fairflip.datasets.registry import REGISTRY
+    from fairflip.datasets import available  # importing fairflip.datasets registers the built-in datasets
 
-    import fairflip.datasets  # noqa: F401  (registers the built-in datasets)
-
-    return sorted(REGISTRY)
+    return available()
 
 
 def _methods() -> list[str]:

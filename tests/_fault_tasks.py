@@ -1,7 +1,8 @@
 """Light tasks and a driver script for the fault tests: cells that sleep instead of training a firm.
 
 The task logs every start and finish (``<event> <config hash> <pid>``) to the file named by ``FAULT_LOG``
-and sleeps ``FAULT_SLEEP`` seconds (after waiting for the file ``FAULT_GATE`` to exist, when set), so a test can see which worker runs what and count how often each cell ran.
+and sleeps ``FAULT_SLEEP`` seconds (after waiting for the file ``FAULT_GATE`` to exist, when set), so a test
+can see which worker runs what and count how often each cell ran.
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def test_time_limited_cells_are_marked_machine_dependent(tmp_path):
         extra = {r["config_hash"]: r["extra"] for r in store.records()}
     assert bool(table.loc[limited.config_hash, "machine_dependent"])
     assert not bool(table.loc[plain.config_hash, "machine_dependent"])
-    assert extra[limited.config_hash]["machine_dependent"] is True and "machine_dependent" not in extra[plain.config_hash]
+    assert extra[limited.config_hash]["machine_dependent"] is True
+    assert "machine_dependent" not in extra[plain.config_hash]
     assert extra[limited.config_hash]["flipped"] == [1, 2, 3]  # the cell's own extra is kept
 
 

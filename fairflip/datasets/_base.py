@@ -265,7 +265,8 @@ def from_frame(
     else:
         values = pd.unique(raw_y)
         if len(values) > 2:
-            raise FairflipError(f"label column '{label}' is not binary: {len(values)} distinct values {values[:5].tolist()}")
+            raise FairflipError(f"label column '{label}' is not binary: {len(values)} distinct values "
+                                f"{values[:5].tolist()}")
         y = check_binary(f"label '{label}'", raw_y.to_numpy())
     if features is None:
         features = [c for c in frame.columns if c != label and c not in group_cols]
@@ -280,7 +281,8 @@ def from_frame(
         raise FairflipError("no feature columns left after removing the label and group columns")
     feats = frame[list(features)].reset_index(drop=True)
     if len(set(features)) != len(features):
-        raise FairflipError(f"features name a column more than once: {sorted({c for c in features if features.count(c) > 1})}")
+        repeated = sorted({c for c in features if features.count(c) > 1})
+        raise FairflipError(f"features name a column more than once: {repeated}")
     if categorical is None:
         categorical = [c for c in feats.columns if feats[c].dtype.kind not in "iufb"]
         for c in categorical:
