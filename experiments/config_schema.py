@@ -257,6 +257,17 @@ def _check_table(source: str, table: str, values: Any, fields: dict[str, Field])
             raise FairflipError(f"{where} key '{key}': {exc}") from None
 
 
+def _check_method_params(source: str, table: str, method: str, params: dict) -> None:
+    """Build the method with its configured parameters once, so a misspelt or out-of-range parameter stops the
+    run here instead of failing every cell that uses it."""
+    from fairflip.methods import get_method
+
+    try:
+        get_method(method, seed=0, **params)
+    except (FairflipError, TypeError, ValueError) as exc:
+        raise FairflipError(f"{source}: [{table}] key 'method_params': {method} {params}: {exc}") from None
+
+
 def planned_size(grid: dict) -> int:
     """A rough upper bound on the number of cells a grid plans (product of its axes)."""
     size = 1
@@ -298,6 +309,9 @@ def validate_config(raw: Any, *, study: str, source: str) -> None:
     for key in required:
         if key not in raw["grid"]:
             raise FairflipError(f"{source}: [grid] missing key '{key}' ({GRID_KEYS[key].doc})")
+    for table in ("grid", "quick"):
+        for method, params in (raw.get(table, {}).get("method_params") or {}).items():
+            _check_method_params(source, table, method, params)
     for variant in ([raw["grid"]], [raw["grid"], raw.get("quick", {})]):
         grid = {k: v for part in variant for k, v in part.items()}
         size = planned_size(grid)

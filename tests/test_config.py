@@ -53,6 +53,8 @@ CASES = [
     ("duplicate entry", _edit(TOY, "budgets = [6]", "budgets = [6, 6]"), ["key 'budgets'", "repeats"]),
     ("max_rows typo", _edit(TOY, "seeds = 5", "seeds = 5\nmax_rows = { toy2 = 100 }"), ["key 'max_rows'"]),
     ("max_rows zero", _edit(TOY, "seeds = 5", "seeds = 5\nmax_rows = { toy2d = 0 }"), ["key 'max_rows'"]),
+    ("bad method param", _edit(TOY, "seeds = 5", "seeds = 5\nmethod_params = { rb-label = { kk = 3 } }"),
+     ["key 'method_params'", "rb-label", "kk"]),
     ("huge grid", _edit(TOY, "budgets = [6]", "budgets = [" + ", ".join(map(str, range(300))) + "]")
      .replace("seeds = 5", "seeds = 9999"), ["cells", "limit"]),
 ]
