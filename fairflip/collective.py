@@ -65,7 +65,7 @@ def make_collective(
     *,
     fraction: float | None = None,
     members: np.ndarray | None = None,
-    direction: Direction = "up",
+    direction: Direction = "auto",
     known_majority: int | None = None,
     seed: int = 0,
 ) -> Collective:
@@ -76,7 +76,8 @@ def make_collective(
         a: shape (n,) minority indicator.
         fraction: share of the minority that joins, drawn uniformly with ``seed`` (exclusive with ``members``).
         members: shape (n,) 0/1 or bool marking members explicitly (all must be minority rows).
-        direction: ``up``, ``down`` or ``auto`` (see :func:`resolve_direction`).
+        direction: ``auto`` (the default of every fairflip entry point), ``up`` (the paper's 0 -> 1) or ``down``
+            (see :func:`resolve_direction`).
         known_majority: None for full access to the majority; an integer m for restricted access to m majority
             rows sampled with ``seed``, stratified by label so that both labels appear when m >= 2.
         seed: seed of the member and majority samples.

@@ -355,7 +355,7 @@ def build_problem(
     firm: Firm | str = "logistic",
     collective_fraction: float | None = 0.3,
     members: np.ndarray | None = None,
-    direction: Direction = "up",
+    direction: Direction = "auto",
     known_majority: int | None = None,
     objective: str = "eqod",
     error_weight: float = 0.0,
@@ -370,7 +370,8 @@ def build_problem(
         firm: a firm object or a name for :func:`fairflip.firms.make_firm`.
         collective_fraction: share of the minority in the collective (ignored when ``members`` is given).
         members: shape (n,) explicit membership mask.
-        direction: up, down or auto.
+        direction: ``auto`` (default, as in every entry point: towards the majority's base rate), ``up`` (the
+            paper's 0 -> 1) or ``down``.
         known_majority: None (all majority rows known) or m (restricted access).
         objective: eqod, eqod-worst, dp or eqopp.
         error_weight: weight of training error added to the objective.
