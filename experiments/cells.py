@@ -4,8 +4,9 @@ A cell fixes everything that decides a result: the study it belongs to, the data
 method and its parameters, the firm, the collective (fraction, direction, restricted access), the budget, the
 seed and the settings of its kind (the firm's label cleaner, an intersectional minority). Its
 :attr:`Cell.config_hash` is the sha256 of all of that, so the results store keys finished work on it and a changed
-setting never reuses a stale result. :func:`run_cell` computes a cell deterministically: the same cell always gives
-the same numbers.
+setting never reuses a stale result. :func:`run_cell` computes a cell from fixed seeds and single-threaded solvers, so the same cell gives the
+same numbers, with one exception: a cell whose method runs under a time limit (a ``time_limit`` parameter) stops
+where the clock says, which depends on the machine and its load. The store flags such cells ``machine_dependent``.
 """
 
 from __future__ import annotations
