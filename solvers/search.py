@@ -133,6 +133,13 @@ def ranked_local_search(
             return SearchResult(current, value, evaluations, rounds, False)
         inside = np.isin(cands, current)
         pos_in, pos_out = np.flatnonzero(inside), np.flatnonzero(~inside)
+        if ranker is not None:
+            # Stop before paying for the ranking when not even the first tier of moves fits the cap.
+            k_in, k_out = len(pos_in), len(pos_out)
+            n_moves = (min(neighbourhood, k_out) if len(current) < budget else 0) + min(neighbourhood, k_in)
+            n_moves += min(swap_shortlist, k_in) * min(swap_shortlist, k_out)
+            if n_moves and evaluations + min(first_moves, n_moves) > max_evaluations:
+                return SearchResult(current, value, evaluations, rounds, False)
         gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
         moves: list[np.ndarray] = []
         estimate: list[float] = []
