@@ -357,14 +357,10 @@ def plan_restricted(cfg: StudyConfig) -> Plan:
 
 
 def _front(points: pd.DataFrame) -> pd.DataFrame:
-    """Points not dominated in (error, eqod), both minimised, sorted by error."""
-    pts = points.sort_values(["error", "eqod"])
-    keep, best = [], np.inf
-    for i, r in pts.iterrows():
-        if r.eqod < best:
-            keep.append(i)
-            best = r.eqod
-    return pts.loc[keep]
+    """Points not dominated in (error, eqod), both minimised, sorted by error (the library's Pareto front)."""
+    from fairflip.sweep import nondominated
+
+    return nondominated(points, x="error", y="eqod")
 
 
 def summarise_restricted(cfg: StudyConfig, frame: pd.DataFrame, records: dict) -> StudyResult:

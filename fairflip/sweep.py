@@ -235,6 +235,30 @@ def average_seeds(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def nondominated(points: pd.DataFrame, *, x: str = "error", y: str = "eqod",
+                 tie_break: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of ``points`` not dominated in (x, y), both minimised, sorted by x.
+
+    A row is dominated when another has x and y no larger and one of them smaller; of rows with equal (x, y), the
+    first in ``tie_break`` order is kept.
+
+    Args:
+        points: one row per point, with columns ``x``, ``y`` and those of ``tie_break``.
+        x, y: the two objectives.
+        tie_break: further sort keys deciding which of equal points is kept (e.g. ``("budget",)``).
+
+    Returns:
+        the non-dominated rows (original index), sorted by x then y.
+    """
+    ordered = points.sort_values([x, y, *tie_break], kind="stable")
+    keep, best_y = [], np.inf
+    for idx, value in zip(ordered.index, ordered[y].to_numpy()):
+        if value < best_y:
+            keep.append(idx)
+            best_y = value
+    return ordered.loc[keep]
+
+
 def pareto_front(table: pd.DataFrame, *,
                  by: Sequence[str] = ("dataset", "method", "collective_fraction", "access", "known_majority"),
                  x: str = "error", y: str = "eqod") -> pd.DataFrame:
@@ -256,15 +280,9 @@ def pareto_front(table: pd.DataFrame, *,
     for col in (*by, x, y):
         if col not in avg.columns:
             raise FairflipError(f"column '{col}' is not in the averaged sweep table")
-    keep = []
-    for _, group in avg.groupby(list(by), sort=True, dropna=False):
-        group = group.sort_values([x, y, "budget"], kind="stable")
-        best_y = np.inf
-        for idx, value in zip(group.index, group[y].to_numpy()):
-            if value < best_y:
-                keep.append(idx)
-                best_y = value
-    return avg.loc[keep].reset_index(drop=True)
+    fronts = [nondominated(group, x=x, y=y, tie_break=("budget",))
+              for _, group in avg.groupby(list(by), sort=True, dropna=False)]
+    return pd.concat(fronts).reset_index(drop=True) if fronts else avg.iloc[:0].reset_index(drop=True)
 
 
 def best_eqod_per_size(table: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method", "access", "known_majority"),
