@@ -53,6 +53,9 @@ from .search import ranked_greedy, ranked_local_search, threads_for
 
 COMPONENTS = ("enumerate", "heuristics", "relaxed", "convex", "greedy")
 DEFAULT_COMPONENTS = ("enumerate", "heuristics", "relaxed", "convex", "greedy")
+PORTFOLIO_MIN_STEPS = 10
+"""The relaxation steps the portfolio runs at least (oracle-relaxed alone takes 5 on large instances): the
+relaxation is a small share of the portfolio's time there (Adult, benchmarks/bench_portfolio.py, run 1)."""
 ENUMERATE_MAX_SETS = 20_000
 """Default ``enumerate_max_sets``. A batched pass retrains a flip set for about 1/250 of a full fit on COMPAS
 (benchmarks/bench_portfolio.py), so 20,000 sets cost about as much as the search stages do there; on small
@@ -304,6 +307,9 @@ class _Run:
         params = {k: v for k, v in self.oracle.relaxed_params.items()}
         params["local_search"] = False
         method = get_method("oracle-relaxed", seed=self.oracle.seed, **params)
+        if "steps" not in params and method.settings(self.problem)["steps"] < PORTFOLIO_MIN_STEPS:
+            params["steps"] = PORTFOLIO_MIN_STEPS
+            method = get_method("oracle-relaxed", seed=self.oracle.seed, **params)
         t = time.perf_counter()
         relaxation = method.relax(self.problem, self.budgets, self.control)
         rounded = method.round(self.problem, self.budgets, relaxation, self.control)
