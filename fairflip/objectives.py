@@ -20,6 +20,7 @@ with a clear error.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -137,21 +138,25 @@ class Objective:
         gap = torch.abs if gap is None else gap
         if self.smooth is not None:
             return self.smooth(q, y, a, gap)
-        yb, ab = y.to(torch.bool), a.to(torch.bool)
-        gaps = []
-        for label in self.cells:
-            cell = torch.ones_like(yb) if label is None else (yb if label == 1 else ~yb)
-            rates = []
-            for mask, group in ((cell & ab, "minority"), (cell & ~ab, "majority")):
-                count = mask.sum()
-                if int(count) == 0:
-                    where = "every row" if label is None else f"y = {label}"
-                    raise FairflipError(f"empty cell: no {group} rows with {where}; the surrogate of "
-                                        f"'{self.name}' is undefined")
-                rates.append((q * mask.to(q.dtype)).sum(-1) / count)
-            gaps.append(gap(rates[0] - rates[1]))
-        stacked = torch.stack(gaps, dim=-1)
-        return stacked.mean(-1) if self.aggregate == "mean" else stacked.max(-1).values
+        # Every cell's minority-minus-majority rate gap in one product with the gap weights (k, m).
+        gaps = gap(q @ self._soft_weights(y, a, q.dtype).T)
+        return gaps.mean(-1) if self.aggregate == "mean" else gaps.max(-1).values
+
+    def _soft_weights(self, y, a, dtype):
+        """:meth:`gap_weights` as a tensor on y's device, memoised for the same (live) y and a tensors, since a
+        relaxed solve evaluates the surrogate on the same evaluation rows at every step."""
+        import torch
+
+        key = (id(self), id(y), id(a), dtype, str(y.device))
+        hit = _SOFT_WEIGHTS.get(key)
+        if hit is not None and hit[0]() is y and hit[1]() is a:
+            return hit[2]
+        weights = torch.as_tensor(self.gap_weights(y.detach().cpu().numpy(), a.detach().cpu().numpy()),
+                                  dtype=dtype, device=y.device)
+        if len(_SOFT_WEIGHTS) >= 32:
+            _SOFT_WEIGHTS.clear()
+        _SOFT_WEIGHTS[key] = (weakref.ref(y), weakref.ref(a), weights)
+        return weights
 
     def gap_weights(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         """Per-cell gap weights for linear formulations: gap_k = weights[k] @ v for a per-row quantity v.
@@ -180,6 +185,7 @@ class Objective:
 
 
 _OBJECTIVES: dict[str, Objective] = {}
+_SOFT_WEIGHTS: dict = {}  # (objective, y, a, dtype, device) -> (weakref y, weakref a, weights (k, m))
 
 
 def register_objective(objective: Objective) -> Objective:
