@@ -3,7 +3,7 @@
 1. Hessian-vector products H v = X^T (w * X v) + reg v for batches of 1 to 64 vectors: dense matrix against its
    CSR twin (``fairflip/firms/design.py``).
 2. The unflipped fit: damped Newton forming one dense Hessian per step against Newton-CG preconditioned by the
-   Hessian at the start (what ``FlipProblem.linear_cache`` runs when the design has a twin).
+   Hessian at the start (what ``FlipProblem.training_state`` runs when the design has a twin).
 3. Scoring a local search's moves (swaps of one row of a current flip set): Newton from the unflipped optimum
    against Newton from the current set's optimum with its Hessian as the preconditioner (``around=``).
 
@@ -69,7 +69,7 @@ def run(*, n: int = 20_000, batches: tuple[int, ...] = (1, 4, 16, 32, 64), moves
     """
     firm = LinearFirm("logistic", C=1.0, device="cpu")
     problem, described = _problem(n, source, firm, seed)
-    cache = problem.linear_cache()
+    cache = problem.training_state()
     Xd, y0 = cache["Xd"], torch.as_tensor(problem.y, dtype=firm.dtype)
     if sparse_twin(Xd) is None:
         raise RuntimeError(f"no sparse twin for a {tuple(Xd.shape)} design: n is too small for SPARSE_MIN_ENTRIES")

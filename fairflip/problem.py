@@ -15,8 +15,6 @@ from .collective import Collective, Direction, make_collective
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm, is_differentiable, make_firm, require_differentiable
-from .firms.design import sparse_twin
-from .firms.linear import PCG_MIN_PARAMS
 from .metrics import all_metrics, error_rate, fairness
 from .objectives import Objective, get_objective
 
@@ -163,40 +161,18 @@ class FlipProblem:
             Y[k, f] = 1 - Y[k, f]
         return Y
 
-    def linear_cache(self) -> dict:
-        """State of a linear firm kept on its device between calls (built on first use).
+    def training_state(self) -> dict:
+        """The firm's training state on this problem's rows, built by the firm (see
+        :meth:`fairflip.firms.LinearFirm.training_state`) on first use and kept between calls.
 
-        The cache belongs to the firm it was built for: assigning another firm to ``problem.firm`` rebuilds it.
-
-        Returns:
-            dict with ``firm``, ``Xd`` (n, p) design matrix, ``sw`` (n,) weights or None, ``theta0`` (p,) the unflipped
-            optimum and ``factor``: the Cholesky factor (p, p) of the unflipped Hessian when p >= PCG_MIN_PARAMS
-            (retraining then preconditions Newton steps with it instead of forming K Hessians), else None.
+        It belongs to the firm it was built for: assigning another firm to ``problem.firm`` rebuilds it.
         """
-        cache = self.__dict__.setdefault("_cache", {})
-        if cache.get("firm") is not self.firm:
-            # Built for another firm (a different device, loss or C) or not yet: (re)build for this one.
-            import torch
-
-            firm = self.firm
-            cache.clear()
-            cache["firm"] = firm
-            cache["Xd"] = Xd = firm.design(self.X)
-            cache["sw"] = sw = None if self.sample_weight is None else torch.as_tensor(
-                self.sample_weight, dtype=firm.dtype, device=Xd.device)
-            y0 = torch.as_tensor(self.y, dtype=firm.dtype, device=Xd.device)
-            large = Xd.shape[1] >= PCG_MIN_PARAMS
-            start, start_factor = None, None
-            if large and sparse_twin(Xd) is not None:
-                # Large, sparse design on the CPU: Newton-CG preconditioned by the Hessian at the start (one dense
-                # Hessian) with the twin's cheap products, instead of one dense Hessian per Newton step
-                # (benchmarks/bench_design.py on KDD: 1.4 s instead of 3.0 s at n = 20,000, 9.6 s instead of 14.4 s
-                # at n = 100,000, same optimum to 2e-11).
-                start = torch.zeros(Xd.shape[1], dtype=firm.dtype, device=Xd.device)
-                start_factor = firm.hessian_factor(start, Xd, y0, sw)
-            cache["theta0"] = firm.fit_params(Xd, y0, sample_weight=sw, init=start, preconditioner=start_factor)
-            cache["factor"] = firm.hessian_factor(cache["theta0"], Xd, y0, sw) if large else None
-        return cache
+        state = self.__dict__.get("_training_state")
+        if state is None or state["firm"] is not self.firm:
+            require_differentiable(self.firm, "batched retraining")
+            state = self.firm.training_state(self.X, self.y, self.sample_weight)
+            self.__dict__["_training_state"] = state
+        return state
 
     def fit_flip_sets(self, flip_sets: list[np.ndarray], *, chunk: int = 512,
                       around: np.ndarray | None = None) -> np.ndarray:
@@ -217,7 +193,7 @@ class FlipProblem:
         import torch
 
         require_differentiable(self.firm, "batched retraining")
-        cache = self.linear_cache()
+        cache = self.training_state()
         init, factor = cache["theta0"], cache["factor"]
         if around is not None and len(around):
             init, factor = self._anchor(np.sort(np.asarray(around, dtype=np.int64)))
@@ -235,7 +211,7 @@ class FlipProblem:
         """(optimum (p,), Cholesky factor (p, p) of its Hessian or None) of the flip set ``rows``; one kept."""
         import torch
 
-        cache = self.linear_cache()
+        cache = self.training_state()
         key = rows.tobytes()
         if cache.get("anchor_key") != key:
             firm, Xd = self.firm, cache["Xd"]

@@ -121,9 +121,9 @@ def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> Sof
     firm = problem.firm
     require_differentiable(firm, "the relaxed oracle")
     dev, dt = firm.torch_device, firm.dtype
-    # The problem's device cache: the design matrix is transferred once, the unflipped optimum warm-starts every
-    # inner solve and its Hessian (large p) preconditions them.
-    cache = problem.linear_cache()
+    # The firm's training state on the problem's rows: the design matrix is transferred once, the unflipped
+    # optimum warm-starts every inner solve and its Hessian (large p) preconditions them.
+    cache = problem.training_state()
     X_eval, y_eval, a_eval = problem.evaluation_set
     return SoftFlipBilevel(
         firm=firm,

@@ -37,7 +37,7 @@ def test_default_device_is_cuda_and_data_stays_there():
     assert firm.torch_device.type == "cuda"
     problem = tiny_problem(0)
     problem.firm = LinearFirm("logistic")
-    cache = problem.linear_cache()
+    cache = problem.training_state()
     assert cache["Xd"].device.type == "cuda" and cache["theta0"].device.type == "cuda"
 
 

@@ -86,7 +86,7 @@ def test_relaxed_oracle_same_flips_with_and_without_twin(small_twins, monkeypatc
     def solve():
         problem = FlipProblem(X=np.c_[X, a], y=y, a=a, collective=make_collective(y, a, members=members, direction="up"),
                               firm=LinearFirm("logistic", device="cpu"), X_nogroup=X)
-        twin = sparse_twin(problem.linear_cache()["Xd"]) is not None
+        twin = sparse_twin(problem.training_state()["Xd"]) is not None
         return twin, [r.info["objective"] for r in get_method("oracle-relaxed", steps=15).select_many(problem, [2, 5])]
 
     twin, with_twin = solve()
@@ -106,7 +106,7 @@ def test_unflipped_optimum_by_preconditioned_newton_cg_equals_dense_newton(loss,
     firm = LinearFirm(loss, device="cpu")
     problem = FlipProblem(X=np.c_[X, a], y=y, a=a, collective=make_collective(y, a, members=a == 1, direction="up"),
                           firm=firm, X_nogroup=X)
-    cache = problem.linear_cache()
+    cache = problem.training_state()
     assert sparse_twin(cache["Xd"]) is not None
     dense = firm.fit_params(cache["Xd"].clone(), torch.as_tensor(y, dtype=torch.float64))
     torch.testing.assert_close(cache["theta0"], dense, rtol=0, atol=1e-9)

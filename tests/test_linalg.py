@@ -72,7 +72,7 @@ def test_wide_problem_uses_the_factor_and_matches_sklearn():
     X, y, a = _data(600, PCG_MIN_PARAMS, seed=4)
     col = make_collective(y, a, fraction=0.5, direction="up", seed=0)
     problem = FlipProblem(X=X, y=y, a=a, collective=col, firm=LinearFirm("logistic", C=1.0, device="cpu"))
-    assert problem.linear_cache()["factor"] is not None
+    assert problem.training_state()["factor"] is not None
     cands = problem.candidates
     sets = [cands[:5], cands[5:30]]
     thetas = problem.fit_flip_sets(sets)

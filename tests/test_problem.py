@@ -196,7 +196,7 @@ def test_assigning_another_firm_rebuilds_the_device_cache():
     fresh = tiny_problem(7, n=120, n_members=12)
     fresh.firm = LinearFirm("logistic", C=0.05, device="cpu")
     np.testing.assert_array_equal(problem.fit_flip_sets(sets), fresh.fit_flip_sets(sets))
-    assert problem.linear_cache()["firm"] is problem.firm
+    assert problem.training_state()["firm"] is problem.firm
     np.testing.assert_allclose(problem.fit_flip_sets(sets), problem.firm.fit_many(problem.X, problem.label_matrix(sets)),
                                atol=1e-9)
 
@@ -219,7 +219,7 @@ def test_retraining_around_a_nearby_set_gives_the_same_optimum(d):
     plain = problem.fit_flip_sets(moves)
     near = problem.fit_flip_sets(moves, around=current)
     np.testing.assert_allclose(near, plain, atol=1e-9)
-    theta, factor = problem.linear_cache()["anchor"]
+    theta, factor = problem.training_state()["anchor"]
     np.testing.assert_allclose(theta.numpy(), problem.fit_flip_sets([current])[0], atol=1e-9)
-    assert (factor is None) == (problem.linear_cache()["factor"] is None)
+    assert (factor is None) == (problem.training_state()["factor"] is None)
     np.testing.assert_array_equal(problem.objective_of(moves, around=current), problem.objective_of(moves))

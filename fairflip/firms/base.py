@@ -90,6 +90,10 @@ class DifferentiableFirm(Protocol):
     def fit_params(self, Xd, Y, sw=None, **kwargs) -> Any:
         """The optimum theta* of every label vector, shape (K, p), by batched Newton."""
 
+    def training_state(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
+        """What batched retraining on the rows X (n, d) reuses between calls: ``firm``, ``Xd``, ``sw``,
+        ``theta0`` (the optimum of the labels y (n,)) and ``factor`` (a preconditioner or None)."""
+
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> FittedFirm:
         """Train on X (n, d) and y (n,)."""
 
