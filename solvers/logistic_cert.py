@@ -114,7 +114,8 @@ class ScoreIntervals:
 
 
 def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarray, budget: int, *,
-                       max_iter: int = 2000, max_shift: float = 50.0, heavy: int = 300) -> ScoreIntervals:
+                       max_iter: int = 2000, max_shift: float = 50.0, heavy: int = 300,
+                       deadline: float | None = None) -> ScoreIntervals:
     """Certified score intervals around the flip set ``center`` for adding at most ``budget`` of ``free``.
 
     Args:
@@ -124,6 +125,8 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         budget: the most rows added.
         max_iter: fixed-point iterations allowed.
         max_shift: a row shift above this means the iteration diverged.
+        deadline: optional ``time.perf_counter()`` value after which the fixed-point iteration gives up (no
+            certificate).
         heavy: the training rows with the largest remainders whose share of the error is made affine in the flips
             (the ``radius_affine`` half-width): for those rows |v_l| <= C w_l s_l |d_l| with s_l the largest
             deviation of the loss's secant slope from l''(f_l) over |d| <= rho_l, and |d_l| <= sum_k |L_lk| z_k +
@@ -204,6 +207,8 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
             rho, converged = new, True
             break
         rho = new
+        if deadline is not None and time.perf_counter() > deadline:
+            break
     if converged:
         rho = rho * (1.0 + 1e-6) + 1e-12
         e, norm = err(rho)
@@ -264,6 +269,7 @@ def certify_logistic(
     enumerate_max: int = 2_000,
     tolerance: float = 1e-7,
     seed: int = 0,
+    progress=None,
 ) -> FlipResult:
     """A certified lower bound on the logistic firm's objective over flip sets of size <= ``budget``.
 
@@ -283,6 +289,8 @@ def certify_logistic(
             when the root is that small the answer is the enumeration's proven optimum.
         tolerance: the MILP's band around the threshold (see :func:`solvers.milp.exact_threshold_problem`).
         seed: HiGHS's random seed.
+        progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
+            (the least open bound)), as :data:`fairflip.methods.ProgressFn`.
 
     Returns:
         a :class:`FlipResult`: ``flipped``/``objective`` the incumbent (true objective), ``lower_bound`` the
@@ -328,6 +336,9 @@ def certify_logistic(
             break
         node = heapq.heappop(heap)
         nodes += 1
+        if progress is not None and nodes > 1:
+            progress({"stage": "branch and bound", "done": nodes - 1, "best": best,
+                      "bound": min([node.bound] + [h.bound for h in heap])})
         left = budget - len(node.center)
         free = np.setdiff1d(np.setdiff1d(cands, node.center), node.excluded)
         if left <= 0 or len(free) == 0:
@@ -345,7 +356,8 @@ def certify_logistic(
             if nodes == 1:
                 root_bound = best  # the root enumerated: its optimum is proven
             continue
-        intervals = logistic_intervals(problem, node.center, free, left)
+        intervals = logistic_intervals(problem, node.center, free, left,
+                                       deadline=start + time_limit)
         bound = node.bound
         branch_on = None
         if intervals.certified:
