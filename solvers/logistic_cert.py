@@ -284,6 +284,8 @@ def certify_logistic(
             bound.
         time_limit: seconds for the whole search.
         node_time_limit: HiGHS seconds per node MILP (a time-limited MILP still gives a valid dual bound).
+            HiGHS checks its limit between its own steps and was seen to overrun it by minutes on a COMPAS node
+            MILP, so ``time_limit`` is a target, not a hard stop.
         max_nodes: the most nodes expanded.
         enumerate_max: a node with at most this many flip sets is closed by retraining all of them (batched);
             when the root is that small the answer is the enumeration's proven optimum.
