@@ -47,6 +47,7 @@ from fairflip.methods import HEURISTICS, FlipMethod, FlipResult, SolveControl, a
 from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate
 
+from .certificate import adopt_best_bound
 from .exact import IMPROVE_TOL, count_flip_sets, enumerate_optimum
 from .relaxed import make_ranker, soft_flip_bilevel
 from .search import ranked_greedy, ranked_local_search, threads_for
@@ -167,26 +168,19 @@ class PortfolioOracle(FlipMethod):
             run.polish()
             return run.results(cache)
 
-    def _finish(self, problem: FlipProblem, budget: int, starts: dict, bounds: list[float], errors: dict
-                ) -> FlipResult:
+    def _finish(self, problem: FlipProblem, budget: int, starts: dict, errors: dict) -> FlipResult:
         """One budget's result from its scored starting sets (``starts``: name -> record with ``flipped``,
-        ``objective``, ``time_s`` and, once polished, ``polished_objective``) and the certified bounds."""
+        ``objective``, ``time_s`` and, once polished, ``polished_objective``); bounds are added by the caller."""
         comps = {n: {k: v for k, v in rec.items() if k not in ("flipped", "final")} for n, rec in starts.items()}
         names = list(starts)
         finals = [starts[n].get("final", (starts[n]["flipped"], starts[n]["objective"])) for n in names]
         best = min(range(len(names)), key=lambda i: finals[i][1])  # ties: the earlier component
         flipped, value = finals[best]
         winner = names[best] + (" + local search" if "polished_objective" in starts[names[best]] else "")
-        lower = max(bounds) if bounds else None
-        source = None
-        if lower is not None:
-            source = "milp-dual"
-        info = {"winner": winner, "objective": float(value), "components": comps,
-                "lower_bound_source": "oracle-convex" if bounds else None}
+        info = {"winner": winner, "objective": float(value), "components": comps}
         if errors:
             info["errors"] = dict(errors)
-        return FlipResult(flipped=flipped, objective=float(value), solver_objective=float(value),
-                          lower_bound=lower, bound_source=source, info=info)
+        return FlipResult(flipped=flipped, objective=float(value), solver_objective=float(value), info=info)
 
 
 class _Run:
@@ -197,7 +191,7 @@ class _Run:
         self.oracle, self.problem, self.budgets, self.control = oracle, problem, budgets, control
         self.starts: list[dict[str, dict[str, Any]]] = [{} for _ in budgets]
         self.bounds: list[list[float]] = [[] for _ in budgets]
-        self.bound_sources: list[list[str]] = [[] for _ in budgets]
+        self.bounded: list[list[tuple[str, FlipResult]]] = [[] for _ in budgets]  # components with a bound
         # Gap-structure objectives (and their error term) are non-negative, so 0 is a trivial bound.
         self.floor = 0.0 if get_objective(problem.objective).has_gap_structure else -math.inf
         self.errors: dict[str, str] = {}
@@ -347,7 +341,7 @@ class _Run:
             sets.append(r.flipped)
             if r.lower_bound is not None:
                 self.bounds[b].append(float(r.lower_bound))
-                self.bound_sources[b].append(r.bound_source or "milp-dual")
+                self.bounded[b].append(("oracle-convex", r))
         self._add("oracle-convex", sets, seconds)
 
     def greedy(self) -> None:
@@ -396,9 +390,10 @@ class _Run:
         out = []
         hit = self.control.expired()
         for b, M in enumerate(self.budgets):
-            result = self.oracle._finish(self.problem, M, self.starts[b], self.bounds[b], self.errors)
-            if self.bounds[b]:
-                result.bound_source = self.bound_sources[b][int(np.argmax(self.bounds[b]))]
+            result = self.oracle._finish(self.problem, M, self.starts[b], self.errors)
+            # The best certified bound of the components, checked against the answer's true objective (a bound
+            # above it is withdrawn and flagged bound_inconsistent); its source, MIP gap and solver come along.
+            adopt_best_bound(result, self.bounded[b])
             e = None if self.enumerated is None else self.enumerated[b]
             if e is not None and e.complete:
                 result.status, result.lower_bound, result.bound_source = "optimal", float(e.objective), "enumeration"
