@@ -119,3 +119,26 @@ def test_gap_flags_a_bound_above_an_evaluated_objective(small):
     ins = table[table["split"] == "in-sample"]
     assert ins["bound_inconsistent"].all() and ins["lower_bound"].isna().all()
     assert (ins["rejected_bound"] == 0.99).all() and ins["bound_source"].isna().all()
+
+
+def test_gap_json_carries_every_row_with_its_certificate(tmp_path, capsys):
+    """`fairflip gap --json` keeps the tidy rows (bound, its source, statuses, data hash), not only the summary;
+    on a tiny ridge instance the oracle enumerates, so its bound is the proven optimum."""
+    rng = np.random.default_rng(3)
+    n = 40
+    g = np.where(rng.random(n) < 0.4, "B", "A")
+    x = rng.normal(size=n)
+    y = ((x - 0.8 * (g == "B") + 0.5 * rng.normal(size=n)) > 0).astype(int)
+    path = tmp_path / "tiny.csv"
+    pd.DataFrame({"x": x, "x2": rng.normal(size=n), "g": g, "y": y}).to_csv(path, index=False)
+    code = main(["gap", "--train", str(path), "--label", "y", "--group", "g", "--minority", "B", "--firm", "ridge",
+                 "--budgets", "1,2", "--methods", "random", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["n_rows"] == len(out["rows"]) == 4
+    oracle = [r for r in out["rows"] if r["method"] == "oracle"]
+    for row in oracle:
+        assert row["bound_source"] == "enumeration" and row["oracle_status"] == "optimal"
+        assert row["lower_bound"] == pytest.approx(row["objective"], abs=1e-12)
+        assert len(row["data_sha256"]) == 64
+    for row in out["rows"]:  # every heuristic's gap to the bound is non-negative: the bound is a proof
+        assert row["gap_to_bound"] >= -1e-12

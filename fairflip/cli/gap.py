@@ -78,15 +78,24 @@ def run(args) -> int:
     summary = gap_summary(table)
     runtime = time.perf_counter() - start
     if args.json:
-        print_json({"summary": summary.to_dict(orient="records"), "n_rows": len(table), "runtime_s": runtime})
+        # Every row of the tidy table (per seed, budget, method and split: objective, the oracle's incumbent,
+        # certified bound, its source, statuses, MIP gap, solver, time limit, data hash) next to the summary.
+        print_json({"summary": summary.to_dict(orient="records"), "rows": table.to_dict(orient="records"),
+                    "n_rows": len(table), "runtime_s": runtime})
         return 0
     wide = summary.pivot_table(index=["split", "budget"], columns="method", values="objective_mean").reset_index()
     print(f"{train.name}: {args.objective} of each method (mean over {n_seeds} seed(s)); the oracle is omniscient")
     print(format_table(wide))
-    bounds = table.loc[table["split"] == "in-sample", ["budget", "lower_bound"]].dropna()
+    cols = ["budget", "lower_bound"] + (["bound_source"] if "bound_source" in table.columns else [])
+    bounds = table.loc[(table["split"] == "in-sample") & (table["method"] == args.oracle), cols].dropna()
     if len(bounds):
-        print("certified lower bounds (in-sample): "
-              + ", ".join(f"M={b:g}: {v:.4f}" for b, v in bounds.groupby("budget")["lower_bound"].mean().items()))
+        by = bounds.groupby("budget")
+        sources = by["bound_source"].agg(lambda s: "/".join(sorted(set(s)))) if "bound_source" in cols else None
+        print("certified lower bounds (in-sample, mean over seeds): "
+              + ", ".join(f"M={b:g}: {v:.4f}" + (f" ({sources[b]})" if sources is not None else "")
+                          for b, v in by["lower_bound"].mean().items()))
+    if "bound_inconsistent" in table.columns and table["bound_inconsistent"].astype(bool).any():
+        print("warning: a bound above an evaluated objective was withdrawn (bound_inconsistent); see --out")
     if "time_limit_hit" in table.columns and table["time_limit_hit"].astype(bool).any():
         hit = table[table["time_limit_hit"].astype(bool) & (table["split"] == "in-sample")]
         print(f"{len(hit)} (method, budget, seed) answer(s) stopped at the time limit: "
