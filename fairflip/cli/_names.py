@@ -10,7 +10,7 @@ from __future__ import annotations
 
 METHODS: tuple[str, ...] = (
     "none", "random", "rb-prob", "rb-label", "rb-dist", "massaging", "ideal",
-    "greedy", "brute-force", "oracle-relaxed", "oracle-convex", "oracle-stealth", "oracle",
+    "greedy", "brute-force", "oracle-relaxed", "oracle-convex", "oracle-stealth", "oracle", "oracle-certified",
 )
 """Built-in flip methods (``fairflip.methods.available_methods()`` without plugins)."""
 
