@@ -116,16 +116,23 @@ def parse_budget(value: str | int | float, flag: str) -> int | float:
     return number
 
 
+def split_list(value: str, flag: str, what: str, empty_hint: str = "") -> list[str]:
+    """The stripped items of a comma-separated list, refusing an empty list, an empty item and more than
+    :data:`MAX_LIST` items (each with one message naming ``flag``)."""
+    items = [v.strip() for v in str(value).split(",")]
+    if not any(items):
+        raise FairflipError(f"{flag} is empty{empty_hint}")
+    if not all(items):
+        raise FairflipError(f"{flag} has an empty {what[:-1] if what.endswith('s') else what}: {value!r}")
+    if len(items) > MAX_LIST:
+        raise FairflipError(f"{flag} lists {len(items)} {what}; at most {MAX_LIST} are allowed")
+    return items
+
+
 def parse_budgets(value: str, flag: str = "--budgets") -> list[int | float]:
     """Comma-separated budgets (see :func:`parse_budget`): all counts or all fractions (0 goes with both),
     no repeats, at most :data:`MAX_LIST`."""
-    items = [v.strip() for v in str(value).split(",")]
-    if not any(items):
-        raise FairflipError(f"{flag} is empty; give comma-separated budgets such as 10,25 or 0.1,0.2")
-    if not all(items):
-        raise FairflipError(f"{flag} has an empty item: {value!r}")
-    if len(items) > MAX_LIST:
-        raise FairflipError(f"{flag} lists {len(items)} budgets; at most {MAX_LIST} are allowed")
+    items = split_list(value, flag, "budgets", "; give comma-separated budgets such as 10,25 or 0.1,0.2")
     out: list[int | float] = []
     for item in items:
         try:
@@ -145,13 +152,7 @@ def parse_budgets(value: str, flag: str = "--budgets") -> list[int | float]:
 
 def parse_fractions(value: str, flag: str) -> list[float]:
     """Comma-separated shares in (0, 1], no repeats, at most :data:`MAX_LIST`."""
-    items = [v.strip() for v in str(value).split(",")]
-    if not any(items):
-        raise FairflipError(f"{flag} is empty")
-    if not all(items):
-        raise FairflipError(f"{flag} has an empty item: {value!r}")
-    if len(items) > MAX_LIST:
-        raise FairflipError(f"{flag} lists {len(items)} values; at most {MAX_LIST} are allowed")
+    items = split_list(value, flag, "values")
     out = []
     for item in items:
         try:
@@ -172,13 +173,7 @@ def parse_names(value: str | None, flag: str, *, allow_none: bool = True) -> lis
         if allow_none:
             return None
         raise FairflipError(f"missing {flag}")
-    items = [v.strip() for v in str(value).split(",")]
-    if not any(items):
-        raise FairflipError(f"{flag} is empty")
-    if not all(items):
-        raise FairflipError(f"{flag} has an empty name: {value!r}")
-    if len(items) > MAX_LIST:
-        raise FairflipError(f"{flag} lists {len(items)} names; at most {MAX_LIST} are allowed")
+    items = split_list(value, flag, "names")
     seen = set()
     for item in items:
         if item in seen:
