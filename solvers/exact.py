@@ -131,7 +131,8 @@ def local_search(
         current, value, rounds = np.sort(moves[best]), float(values[best]), rounds + 1
 
 
-def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256,
+                control: SolveControl | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy forward selection with exact retraining at every step.
 
     Each step retrains the firm once per remaining candidate and adds the flip that most lowers the true
@@ -141,6 +142,7 @@ def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> 
         problem: the flip problem.
         budget: M, the most flips.
         batch_size: flip sets retrained at once.
+        control: optional time limit and progress; past the limit the path ends where it is.
 
     Returns:
         (order (k,) the rows in the order added, k <= M; values (k + 1,) the objective after 0..k flips).
@@ -150,6 +152,10 @@ def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256) -> 
     values = [float(batched_objectives(problem, [np.zeros(0, dtype=np.int64)])[0])]
     remaining = list(cands)
     while len(order) < budget and remaining:
+        if control is not None:
+            if control.expired():
+                break
+            control.report(stage="greedy", done=len(order), total=budget, best=values[-1])
         trials = [np.array(order + [j], dtype=np.int64) for j in remaining]
         vals = batched_objectives(problem, trials, batch_size=batch_size, around=np.array(order, dtype=np.int64))
         best = int(np.argmin(vals))
@@ -179,11 +185,19 @@ class GreedyOracle(FlipMethod):
             raise FairflipError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
 
-    def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
-        order, values = greedy_path(problem, budget, batch_size=self.batch_size)
-        return FlipResult(flipped=np.sort(order), objective=float(values[-1]), status="feasible",
-                          info={"objective_path": values.tolist(),
-                                "stopped_early": len(order) < min(budget, len(problem.candidates))})
+    def _select_many(self, problem: FlipProblem, budgets: list[int], control: SolveControl) -> list[FlipResult]:
+        # Greedy adds one flip at a time, so the answer for budget M is the first M steps of one path.
+        order, values = greedy_path(problem, max(budgets), batch_size=self.batch_size, control=control)
+        hit = control.expired()
+        out = []
+        for M in budgets:
+            k = min(M, len(order))
+            cut = hit and k < min(M, len(problem.candidates))  # the clock, not the path, ended it
+            out.append(FlipResult(flipped=np.sort(order[:k]), objective=float(values[k]),
+                                  status="time_limit" if cut else "feasible", time_limit_hit=bool(cut),
+                                  info={"objective_path": values[:k + 1].tolist(),
+                                        "stopped_early": k < min(M, len(problem.candidates))}))
+        return out
 
 
 def count_flip_sets(n_candidates: int, budget: int) -> int:

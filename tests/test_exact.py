@@ -124,3 +124,17 @@ def test_enumeration_shares_one_pass_and_reports_proven_optima():
     assert cost["n_sets"] == count_flip_sets(len(cands), 3)
     assert cost["seconds_per_set"] > 0 and cost["seconds"] == pytest.approx(cost["n_sets"] * cost["seconds_per_set"])
     assert enumeration_cost(problem, 3, max_sets=10)["seconds"] == math.inf
+
+
+def test_greedy_answers_every_budget_from_one_path_and_honours_the_time_limit():
+    problem = tiny_problem(4, n=70, n_members=12)
+    greedy = get_method("greedy")
+    together = greedy.select_many(problem, [1, 3, 5])
+    for M, r in zip([1, 3, 5], together):  # the same flips as one budget at a time
+        alone = greedy.select(problem, M)
+        np.testing.assert_array_equal(r.flipped, alone.flipped)
+        assert r.objective == pytest.approx(problem.objective_of([r.flipped])[0], abs=1e-12)
+        assert r.status == "feasible" and not r.time_limit_hit
+    (late,) = greedy.select_many(problem, [5], time_limit=1e-9)
+    assert late.status == "time_limit" and late.time_limit_hit and len(late.flipped) == 0
+    assert late.objective == pytest.approx(problem.objective_of([late.flipped])[0], abs=1e-12)
