@@ -64,7 +64,8 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
     from fairflip.datasets import load, stratified_split
     from fairflip.methods import get_method
     from fairflip.problem import build_problem
-    from fairflip.solvers.exact import greedy_path, local_search
+    from fairflip.solvers.exact import greedy_path
+    from fairflip.solvers.search import ranked_local_search
     from fairflip.solvers.logistic_cert import certify_logistic
 
     torch.set_num_threads(1)
@@ -95,7 +96,7 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
         else:
             start = time.perf_counter()
             order, _ = greedy_path(problem, M)
-            polished = local_search(problem, np.sort(order), M, max_evaluations=3000)
+            polished = ranked_local_search(problem, np.sort(order), M, max_evaluations=3000)
             flipped, value, incumbent_s = polished.flipped, polished.objective, time.perf_counter() - start
         start = time.perf_counter()
         if firm == "logistic":

@@ -1,4 +1,6 @@
-"""Searches that score every flip set they visit by exact retraining: brute force, greedy and local search.
+"""Searches that score every flip set they visit by exact retraining: brute force (enumeration) and greedy.
+
+Local search, and greedy with first-order shortlists, are in :mod:`fairflip.solvers.search`.
 
 They only retrain the firm (``FlipProblem.objective_of``), so they work with any firm, linear or not. Linear
 firms retrain a whole batch of flip sets at once (batched Newton), which is what makes them affordable here.
@@ -11,7 +13,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -25,110 +27,19 @@ IMPROVE_TOL = 1e-12
 
 
 def batched_objectives(problem: FlipProblem, flip_sets: list[np.ndarray], *, batch_size: int = 256,
-                       around: np.ndarray | None = None) -> np.ndarray:
+                       around: np.ndarray | None = None, control: SolveControl | None = None) -> np.ndarray | None:
     """True objective of each flip set after exact retraining, in batches, shape (K,).
 
-    ``around``: an optional flip set near all of them (see :meth:`FlipProblem.fit_flip_sets`)."""
+    ``around``: an optional flip set near all of them (see :meth:`FlipProblem.fit_flip_sets`). ``control``: an
+    optional time limit, checked before each batch; None is returned when it passes before the last batch."""
     if batch_size < 1:
         raise FairflipError(f"batch_size must be a positive integer, got {batch_size}")
-    if not flip_sets:
-        return np.zeros(0)
-    return np.concatenate([problem.objective_of(flip_sets[s:s + batch_size], around=around)
-                           for s in range(0, len(flip_sets), batch_size)])
-
-
-@dataclass
-class SearchResult:
-    """Outcome of a local search.
-
-    Attributes:
-        flipped: shape (k,) sorted candidate rows of the final flip set.
-        objective: its true objective.
-        evaluations: flip sets retrained during the search.
-        rounds: moves made.
-        converged: True when no move of the neighbourhood improved (False when the evaluation cap stopped it).
-    """
-
-    flipped: np.ndarray
-    objective: float
-    evaluations: int
-    rounds: int
-    converged: bool
-
-
-Ranker = Callable[[np.ndarray], np.ndarray]
-"""Maps a flip set (sorted rows) to one value per candidate (``problem.candidates`` order): the first-order
-gain of toggling that candidate, higher = more promising. Used only to shortlist moves on large instances."""
-
-
-def _shortlist(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarray:
-    if gain is None or len(positions) <= size:
-        return positions
-    order = np.argsort(-gain[positions], kind="stable")
-    return positions[order[:size]]
-
-
-def local_search(
-    problem: FlipProblem,
-    start: np.ndarray,
-    budget: int,
-    *,
-    ranker: Ranker | None = None,
-    neighbourhood: int = 64,
-    swap_shortlist: int = 16,
-    max_evaluations: int = 20_000,
-    batch_size: int = 256,
-) -> SearchResult:
-    """Best-improvement local search over flip sets with add, drop and swap moves, each scored exactly.
-
-    Every round retrains the firm for every move of the neighbourhood (in batches) and makes the best move
-    while it strictly improves the true objective. Without a ranker the neighbourhood is complete (every add,
-    drop and swap); with one, adds and drops are restricted to the ``neighbourhood`` most promising candidates
-    and swaps to the ``swap_shortlist`` best in times best out (complete whenever the instance is that small).
-
-    Args:
-        problem: the flip problem (c candidates).
-        start: shape (k,) starting flip set, k <= budget.
-        budget: M, the most flips allowed.
-        ranker: optional first-order ranking of moves (see :data:`Ranker`).
-        neighbourhood: shortlist size for adds and drops.
-        swap_shortlist: shortlist size on each side of a swap.
-        max_evaluations: cap on retrainings; the search stops (``converged = False``) when the next round would
-            exceed it.
-        batch_size: flip sets retrained at once.
-
-    Returns:
-        a :class:`SearchResult`; its objective is never above the start's.
-    """
-    if neighbourhood < 1 or swap_shortlist < 1 or max_evaluations < 1:
-        raise FairflipError("neighbourhood, swap_shortlist and max_evaluations must be positive integers")
-    cands = problem.candidates
-    current = problem.check_flips(start, budget)
-    value = float(batched_objectives(problem, [current], batch_size=batch_size)[0])
-    evaluations, rounds = 1, 0
-    while True:
-        inside = np.isin(cands, current)
-        pos_in, pos_out = np.flatnonzero(inside), np.flatnonzero(~inside)
-        gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
-        moves: list[np.ndarray] = []
-        if len(current) < budget:
-            moves += [np.append(current, cands[j]) for j in _shortlist(pos_out, gain, neighbourhood)]
-        moves += [current[current != cands[i]] for i in _shortlist(pos_in, gain, neighbourhood)]
-        if len(pos_in) and len(pos_out):
-            for i in _shortlist(pos_in, gain, swap_shortlist):
-                kept = current[current != cands[i]]
-                moves += [np.append(kept, cands[j]) for j in _shortlist(pos_out, gain, swap_shortlist)]
-        if not moves:
-            return SearchResult(current, value, evaluations, rounds, True)
-        if evaluations + len(moves) > max_evaluations:
-            return SearchResult(current, value, evaluations, rounds, False)
-        # Every move is one or two flips away from the current set: retrain from its optimum.
-        values = batched_objectives(problem, moves, batch_size=batch_size, around=current)
-        evaluations += len(moves)
-        best = int(np.argmin(values))
-        if values[best] >= value - IMPROVE_TOL:
-            return SearchResult(current, value, evaluations, rounds, True)
-        current, value, rounds = np.sort(moves[best]), float(values[best]), rounds + 1
+    out = []
+    for s in range(0, len(flip_sets), batch_size):
+        if control is not None and control.expired():
+            return None
+        out.append(problem.objective_of(flip_sets[s:s + batch_size], around=around))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def greedy_path(problem: FlipProblem, budget: int, *, batch_size: int = 256,

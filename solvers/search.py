@@ -19,6 +19,7 @@ Both are omniscient references (they read the whole training set and retrain the
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -28,7 +29,26 @@ from fairflip._errors import FairflipError
 from fairflip.methods import SolveControl
 from fairflip.problem import FlipProblem
 
-from .exact import IMPROVE_TOL, SearchResult
+from .exact import IMPROVE_TOL, batched_objectives
+
+@dataclass
+class SearchResult:
+    """Outcome of a local search.
+
+    Attributes:
+        flipped: shape (k,) sorted candidate rows of the final flip set.
+        objective: its true objective.
+        evaluations: flip sets retrained during the search.
+        rounds: moves made.
+        converged: True when no move of the neighbourhood improved (False when the evaluation cap stopped it).
+    """
+
+    flipped: np.ndarray
+    objective: float
+    evaluations: int
+    rounds: int
+    converged: bool
+
 
 Ranker = Callable[[np.ndarray], np.ndarray]
 """Flip set (sorted rows) -> first-order gain of toggling each candidate, shape (c,) in ``problem.candidates``
@@ -69,17 +89,6 @@ def _top(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarra
     return positions[np.argsort(-gain[positions], kind="stable")[:size]]
 
 
-def _scores(problem: FlipProblem, sets: list[np.ndarray], batch_size: int, around: np.ndarray | None,
-            control: SolveControl | None) -> np.ndarray | None:
-    """True objectives of ``sets`` in batches (shape (K,)); None when the time limit passed before the end."""
-    out = []
-    for s in range(0, len(sets), batch_size):
-        if control is not None and control.expired():
-            return None
-        out.append(problem.objective_of(sets[s:s + batch_size], around=around))
-    return np.concatenate(out) if out else np.zeros(0)
-
-
 def ranked_local_search(
     problem: FlipProblem,
     start: np.ndarray,
@@ -118,7 +127,7 @@ def ranked_local_search(
         stage: the progress stage name.
 
     Returns:
-        a :class:`~fairflip.solvers.exact.SearchResult`; its objective is never above the start's.
+        a :class:`SearchResult`; its objective is never above the start's.
     """
     if min(neighbourhood, swap_shortlist, first_moves, max_evaluations, batch_size) < 1:
         raise FairflipError("neighbourhood, swap_shortlist, first_moves, max_evaluations and batch_size must be "
@@ -168,7 +177,8 @@ def ranked_local_search(
             if evaluations + len(tier) > max_evaluations:
                 return SearchResult(current, value, evaluations, rounds, False)
             # Every move is one or two flips away from the current set: retrain from its optimum.
-            values = _scores(problem, [moves[t] for t in tier], batch_size, current, control)
+            values = batched_objectives(problem, [moves[t] for t in tier], batch_size=batch_size, around=current,
+                                        control=control)
             if values is None:
                 return SearchResult(current, value, evaluations, rounds, False)
             evaluations += len(tier)
@@ -223,7 +233,7 @@ def ranked_greedy(
         gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
         positions = _top(np.flatnonzero(~taken), gain, shortlist)
         trials = [np.append(current, cands[j]) for j in positions]
-        vals = _scores(problem, trials, batch_size, current, control)
+        vals = batched_objectives(problem, trials, batch_size=batch_size, around=current, control=control)
         if vals is None:
             break
         best = int(np.argmin(vals))

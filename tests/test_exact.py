@@ -14,7 +14,8 @@ from fairflip._errors import FairflipError
 from fairflip.firms import SklearnFirm
 from fairflip.methods import get_method
 from fairflip.problem import evaluate_flips
-from fairflip.solvers.exact import count_flip_sets, greedy_path, local_search
+from fairflip.solvers.exact import count_flip_sets, greedy_path
+from fairflip.solvers.search import ranked_local_search as local_search
 
 
 def test_count_flip_sets():
