@@ -45,13 +45,9 @@ def _methods() -> list[str]:
 
 
 def _firms() -> list[str]:
-    try:
-        from fairflip.firms import available_firms
-    except ImportError:
-        from fairflip.firms import FIRMS
+    from fairflip.firms import available_firms
 
-        return list(FIRMS)
-    return list(available_firms())
+    return available_firms()
 
 
 def _firm_side() -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -231,8 +231,3 @@ for _obj in (
     Objective("eqopp", (1,), "mean", "equal opportunity: |TPR gap|"),
 ):
     register_objective(_obj)
-
-
-def objective_names(objectives: Sequence[str | Objective]) -> list[str]:
-    """Names of ``objectives`` (each a name or an :class:`Objective`), checked against the registry."""
-    return [get_objective(o).name for o in objectives]

@@ -114,11 +114,6 @@ def _record(key: str) -> None:
         os.environ[ENV_VAR] = os.pathsep.join([*current, key])
 
 
-def loaded_plugins() -> list[str]:
-    """Module names or resolved file paths of the plugins loaded in this process, in load order."""
-    return list(_loaded)
-
-
 def load_env_plugins() -> None:
     """Load the plugins named in ``FAIRFLIP_PLUGINS`` and the installed ``fairflip.plugins`` entry points (each
     once per process). The registries call this before every lookup, so a worker process sees what its driver
