@@ -68,3 +68,18 @@ def check_registry_name(what: str, name: object) -> str:
     if not isinstance(name, str) or not name or name != name.strip() or "," in name:
         raise FairflipError(f"a {what} name must be a non-empty string without commas or edge spaces, got {name!r}")
     return name
+
+
+MAX_SEED = 2**32 - 1
+"""Seeds are what NumPy and torch accept: integers in [0, 2**32 - 1]."""
+
+
+def check_seed(seed: object, what: str = "seed") -> int:
+    """Return ``seed`` as an int after checking it is an integer in [0, :data:`MAX_SEED`]."""
+    import numpy as np  # here, so that importing this module stays light
+
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise FairflipError(f"{what} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise FairflipError(f"{what} must be an integer in [0, {MAX_SEED}], got {seed}")
+    return int(seed)

@@ -29,7 +29,8 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from ._errors import FairflipError, check_budget, check_registry_name
+from ._errors import MAX_SEED, FairflipError, check_budget, check_registry_name, check_seed  # noqa: F401
+# (MAX_SEED and check_seed are re-exported: seeds are part of the method interface)
 from .problem import FlipProblem
 
 Status = Literal["optimal", "feasible", "time_limit", "ranked", "error"]
@@ -239,18 +240,6 @@ class FlipMethod(ABC):
         raise NotImplementedError(f"method '{self.name}' implements neither _select nor _select_many")
 
 
-MAX_SEED = 2**32 - 1
-
-
-def check_seed(seed: Any, what: str = "seed") -> int:
-    """Return ``seed`` as an int after checking it is an integer in [0, 2**32 - 1] (what NumPy and torch accept)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise FairflipError(f"{what} must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    if not 0 <= int(seed) <= MAX_SEED:
-        raise FairflipError(f"{what} must be an integer in [0, {MAX_SEED}], got {seed}")
-    return int(seed)
-
-
 _REGISTRY: dict[str, Callable[..., FlipMethod]] = {}
 # Modules whose import registers the built-in methods (kept lazy so that importing fairflip stays light).
 _BUILTIN_MODULES = ("fairflip.strategies", "fairflip.solvers")
@@ -299,7 +288,6 @@ def method_class(name: str) -> type:
 def get_method(name: str, *, seed: int = 0, **params: Any) -> FlipMethod:
     """Instantiate the method ``name`` with its seed and keyword parameters (e.g. ``k=10`` for rb-label)."""
     cls = method_class(name)
-    seed = check_seed(seed)
     try:
         return cls(seed=seed, **params)
     except TypeError as exc:

@@ -192,8 +192,7 @@ class FlipProblem:
         """
         import torch
 
-        require_differentiable(self.firm, "batched retraining")
-        cache = self.training_state()
+        cache = self.training_state()  # refuses a firm that is not differentiable
         init, factor = cache["theta0"], cache["factor"]
         if around is not None and len(around):
             init, factor = self._anchor(np.sort(np.asarray(around, dtype=np.int64)))

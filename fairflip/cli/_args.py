@@ -12,11 +12,9 @@ import math
 import sys
 from typing import Sequence
 
-from .._errors import FairflipError
+from .._errors import MAX_SEED, FairflipError
 from . import _names
 
-MAX_SEED = 2**32 - 1
-"""Seeds are what NumPy and torch accept: integers in [0, 2**32 - 1]."""
 MAX_SEEDS = 1000
 """Upper bound of ``--n-seeds`` and ``reproduce --seeds``."""
 MAX_LIST = 1000
