@@ -178,51 +178,72 @@ class FlipProblem:
                       around: np.ndarray | None = None) -> np.ndarray:
         """Exactly retrain a linear firm on K flip sets at once, shape (K, d + 1) (intercept last).
 
-        The batch is solved by Newton warm-started at the unflipped optimum (a few flips move it little), on the
-        firm's device, ``chunk`` flip sets at a time so memory stays O(chunk * n + d^2 * chunk).
+        The batch is solved from the unflipped optimum (a few flips move it little), on the firm's device,
+        ``chunk`` flip sets at a time so memory stays O(chunk * n + d^2 * chunk): by the firm's ``fit_near`` from
+        its local model there when it has one (a few passes over X), else by Newton warm-started there.
 
         Args:
             flip_sets: K arrays of training rows to flip.
             chunk: flip sets solved in one batched Newton run.
             around: optional flip set (rows) close to every set of the batch, such as a local search's current
-                set whose moves are being scored: Newton then starts at its optimum, and for large p its
-                Hessian preconditions the steps, instead of the unflipped ones. The optimum is the same (the
-                firm's problem is strictly convex); it is reached in fewer products. The anchor's optimum and
-                factor are kept for the next call with the same set.
+                set whose moves are being scored: retraining then starts from its optimum and local model
+                instead of the unflipped ones. The optimum is the same (the firm's problem is strictly convex);
+                it is reached in fewer products. The anchor's model is kept for the next call with the same set.
         """
         import torch
 
         cache = self.training_state()  # refuses a firm that is not differentiable
-        init, factor = cache["theta0"], cache["factor"]
-        if around is not None and len(around):
-            init, factor = self._anchor(np.sort(np.asarray(around, dtype=np.int64)))
+        firm, Xd = self.firm, cache["Xd"]
+        rows = np.zeros(0, dtype=np.int64) if around is None else np.sort(np.asarray(around, dtype=np.int64))
+        model = self.local_model(rows) if hasattr(firm, "fit_near") else None
         out = []
         for s in range(0, len(flip_sets), chunk):
-            Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=self.firm.dtype,
-                                device=cache["Xd"].device)
-            out.append(self.firm.fit_params(cache["Xd"], Y, sample_weight=cache["sw"], init=init,
-                                            preconditioner=factor))
+            Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=firm.dtype, device=Xd.device)
+            if model is not None:
+                out.append(firm.fit_near(Xd, Y, model, sample_weight=cache["sw"]))
+            else:
+                out.append(firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=cache["theta0"],
+                                           preconditioner=cache["factor"]))
         if not out:
             return np.zeros((0, self.X.shape[1] + 1))
-        return torch.cat(out).cpu().numpy()
+        thetas = torch.cat(out)
+        # The latest batch's optima, by flip set: a search's next anchor is usually one of them (its accepted move).
+        cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
+                           thetas)
+        return thetas.cpu().numpy()
 
-    def _anchor(self, rows: np.ndarray):
-        """(optimum (p,), Cholesky factor (p, p) of its Hessian or None) of the flip set ``rows``; one kept."""
+    def local_model(self, flipped: np.ndarray):
+        """The firm's :class:`~fairflip.firms.linear.LocalModel` at the optimum of one flip set.
+
+        Args:
+            flipped: shape (k,) training rows flipped (empty: the unflipped optimum).
+
+        Returns:
+            the model (optimum theta (p,), Hessian and its Cholesky factor (p, p), third-derivative tensor or
+            None), or None for a firm without ``local_model`` or where the Hessian does not factorise. The
+            unflipped one and the latest other one are kept, and an optimum the latest batch of
+            :meth:`fit_flip_sets` computed is reused.
+        """
         import torch
 
+        if not hasattr(self.firm, "local_model"):
+            return None
+        rows = np.unique(np.asarray(flipped, dtype=np.int64))
         cache = self.training_state()
         key = rows.tobytes()
-        if cache.get("anchor_key") != key:
+        slot = "anchor0" if not len(rows) else "anchor"
+        if slot not in cache or cache[slot][0] != key:
             firm, Xd = self.firm, cache["Xd"]
             y = torch.as_tensor(self.label_matrix([rows])[0], dtype=firm.dtype, device=Xd.device)
-            theta = firm.fit_params(Xd, y, sample_weight=cache["sw"], init=cache["theta0"],
-                                    preconditioner=cache["factor"])
-            factor = cache["factor"]
-            if factor is not None:  # large p: precondition with the anchor's own Hessian when it factorises
-                anchored = firm.hessian_factor(theta, Xd, y, cache["sw"])
-                factor = factor if anchored is None else anchored
-            cache["anchor_key"], cache["anchor"] = key, (theta, factor)
-        return cache["anchor"]
+            theta = cache["theta0"]
+            index, recent = cache.get("recent", ({}, None))
+            if len(rows) and key in index:
+                theta = recent[index[key]]
+            elif len(rows):
+                theta = firm.fit_params(Xd, y, sample_weight=cache["sw"], init=theta,
+                                        preconditioner=cache["factor"])
+            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"]))
+        return cache[slot][1]
 
     def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None, *,
                     around: np.ndarray | None = None) -> np.ndarray:

@@ -10,8 +10,8 @@ Two ways to get dL/dz, each batched over B relaxed flip vectors (e.g. one per bu
 
 - ``implicit``: differentiate the optimality condition grad_theta J(theta*, y) = 0. With v = H^{-1} dL/dtheta
   (one Hessian solve: Cholesky for small p, matrix-free conjugate gradient for large p),
-  dL/dy = -d/dy [v . grad_theta J(theta*, y)], a vector-Jacobian product taken by autograd through the firm's
-  closed-form gradient (which is linear in y), then dL/dz_k = dL/dy_{rows[k]} (1 - 2 y_{rows[k]}).
+  dL/dy = -d/dy [v . grad_theta J(theta*, y)], in closed form from the loss's mixed derivative ``dy_d1`` (the
+  firm's gradient is linear in y), then dL/dz_k = dL/dy_{rows[k]} (1 - 2 y_{rows[k]}).
 - ``unrolled``: run K Newton (or gradient) steps of the inner problem from a fixed start inside torch autograd
   and backpropagate through them; it approaches the implicit gradient as K grows (an ablation).
 """
@@ -75,11 +75,23 @@ class SoftFlipBilevel:
         Y[:, self.rows] = self.y[self.rows] + z * self.sign
         return Y
 
-    def inner(self, z: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
-        """theta*(z) by the firm's damped Newton, z (B, c) -> (B, p); ``init`` (B, p) warm-starts it."""
-        return self.firm.fit_params(self.Xd, self.labels(z.detach()), sample_weight=self.sample_weight,
+    def inner(self, z: torch.Tensor, init: torch.Tensor | None = None, model=None) -> torch.Tensor:
+        """theta*(z), z (B, c) -> (B, p): by the firm's damped Newton warm-started at ``init`` (B, p), or, given
+        ``model`` (a batched :class:`~fairflip.firms.linear.LocalModel` of B anchors, e.g. the previous step's
+        optima), by the firm's ``fit_near`` from it (a few passes over X, no Hessian per iteration)."""
+        Y = self.labels(z.detach())
+        if model is not None:
+            return self.firm.fit_near(self.Xd, Y, model, sample_weight=self.sample_weight)
+        return self.firm.fit_params(self.Xd, Y, sample_weight=self.sample_weight,
                                     init=self.theta_start if init is None else init,
                                     preconditioner=self.hessian_factor)
+
+    def local_model(self, z: torch.Tensor, theta: torch.Tensor):
+        """The firm's batched local model at theta (B, p) for the labels y(z), or None (large p, where the inner
+        solves are preconditioned instead; a firm without ``local_model``; a Hessian not positive definite)."""
+        if self.hessian_factor is not None or not hasattr(self.firm, "local_model"):
+            return None
+        return self.firm.local_model(theta, self.Xd, self.labels(z.detach()), self.sample_weight, third_order=False)
 
     def outer(self, theta: torch.Tensor) -> torch.Tensor:
         """Surrogate value of each parameter vector, theta (B, p) -> (B,)."""
@@ -117,7 +129,8 @@ def _solve_hessian(problem: SoftFlipBilevel, theta: torch.Tensor, Y: torch.Tenso
 
 
 def implicit_hypergradient(
-    problem: SoftFlipBilevel, z: torch.Tensor, theta: torch.Tensor, *, solver: LinearSolver = "auto"
+    problem: SoftFlipBilevel, z: torch.Tensor, theta: torch.Tensor, *, solver: LinearSolver = "auto",
+    factor: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Surrogate value and dL/dz at the inner optimum, by implicit differentiation.
 
@@ -127,6 +140,8 @@ def implicit_hypergradient(
         theta: shape (B, p) the inner optimum theta*(z) (e.g. from :meth:`SoftFlipBilevel.inner`).
         solver: ``cholesky`` (forms H, small p), ``cg`` (Hessian-vector products, large p) or ``auto``
             (preconditioned CG when the problem has a ``hessian_factor``, else by p).
+        factor: optional Cholesky factors (B, p, p) of the Hessians at (theta, y(z)), already computed (e.g.
+            by :meth:`SoftFlipBilevel.local_model`); the solve then uses them and forms nothing.
 
     Returns:
         (L (B,), dL/dz (B, c)).
@@ -136,14 +151,19 @@ def implicit_hypergradient(
         th = theta.detach().requires_grad_(True)
         value = problem.outer(th)
         g = torch.autograd.grad(value.sum(), th)[0]
-    Y = problem.labels(z.detach())
-    v = _solve_hessian(problem, theta.detach(), Y, g, solver)
-    with torch.enable_grad():
-        Yg = Y.detach().requires_grad_(True)
-        # grad_theta J is linear in the labels, so this vector-Jacobian product is exact at any label point.
-        inner_grad = firm.gradient(theta.detach(), Xd, Yg, sw)
-        dL_dY = -torch.autograd.grad(inner_grad, Yg, grad_outputs=v)[0]
-    return value.detach(), dL_dY[:, problem.rows] * problem.sign
+    if factor is not None:
+        v = torch.cholesky_solve(g.unsqueeze(-1), factor).squeeze(-1)
+    else:
+        v = _solve_hessian(problem, theta.detach(), problem.labels(z.detach()), g, solver)
+    # grad_theta J = C X^T (sw * l'(f, y)) + reg theta is linear in the labels with d l'/dy = dy_d1(f) (the
+    # loss's mixed derivative), so d/dy_i [v . grad_theta J] = C sw_i dy_d1(f_i) (x_i . v), in closed form;
+    # only the candidate rows are needed.
+    Xc = Xd[problem.rows]
+    mixed = firm.margin_loss.dy_d1(theta.detach() @ Xc.T) * firm.C
+    if sw is not None:
+        mixed = mixed * sw[problem.rows]
+    dL_dY = -mixed * (v @ Xc.T)
+    return value.detach(), dL_dY * problem.sign
 
 
 def unrolled_hypergradient(

@@ -71,8 +71,9 @@ def project_capped_simplex(z: torch.Tensor, budgets: torch.Tensor, *, iterations
     """Exact Euclidean projection of each row of z onto {x : 0 <= x <= 1, sum x <= M}.
 
     The KKT conditions give x = clip(z - tau, 0, 1) with tau = 0 when that already sums to at most M, else the
-    tau > 0 at which the sum equals M. tau is bracketed by bisection, then computed in closed form on the
-    active set the bracket identifies (so the result is exact up to rounding, not up to the bisection width).
+    tau > 0 at which the sum equals M. tau is bracketed by bisection until no breakpoint (z_i or z_i - 1) lies
+    inside the bracket, then computed in closed form on the active set the bracket identifies (so the result is
+    exact up to rounding, not up to the bisection width).
 
     Args:
         z: shape (B, c) points.
@@ -91,11 +92,13 @@ def project_capped_simplex(z: torch.Tensor, budgets: torch.Tensor, *, iterations
         return clipped
     lo = torch.zeros_like(budgets)
     hi = z.max(-1).values.clamp_min(0.0)
-    for _ in range(iterations):
+    for it in range(iterations):
         mid = 0.5 * (lo + hi)
         over = (z - mid[:, None]).clamp(0.0, 1.0).sum(-1) > budgets
         lo = torch.where(over, mid, lo)
         hi = torch.where(over, hi, mid)
+        if it % 8 == 7 and not bool(_breakpoint_inside(z, lo, hi).any()):
+            break  # the bracket holds no breakpoint: the active set below is the solution's
     # On the bracket's side of the solution: rows at the cap (z - tau >= 1), rows strictly inside, rows at 0.
     tau = 0.5 * (lo + hi)
     upper = (z - tau[:, None]) >= 1.0
@@ -105,6 +108,13 @@ def project_capped_simplex(z: torch.Tensor, budgets: torch.Tensor, *, iterations
     tau = torch.where(n_free > 0, exact, tau)
     out = (z - tau[:, None]).clamp(0.0, 1.0)
     return torch.where(need[:, None], out, clipped)
+
+
+def _breakpoint_inside(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Whether some z_i or z_i - 1 (where the sum of clip(z - tau, 0, 1) changes slope) lies strictly inside
+    (lo, hi), per row: (B, c), (B,), (B,) -> (B,) bool."""
+    lo, hi = lo[:, None], hi[:, None]
+    return (((z > lo) & (z < hi)) | ((z - 1.0 > lo) & (z - 1.0 < hi))).any(-1)
 
 
 def prefix_sizes(budget: int, n_candidates: int, limit: int) -> np.ndarray:
@@ -140,23 +150,32 @@ def soft_flip_bilevel(problem: FlipProblem, surrogate: FairnessSurrogate) -> Sof
     )
 
 
-def toggle_gains(bilevel: SoftFlipBilevel, flipped_mask: np.ndarray, *, solver: LinearSolver = "auto") -> np.ndarray:
+def toggle_gains(bilevel: SoftFlipBilevel, flipped_mask: np.ndarray, *, solver: LinearSolver = "auto",
+                 model=None) -> np.ndarray:
     """First-order gain of toggling each candidate from the integral point z = flipped_mask, shape (c,).
 
     Positive = the surrogate decreases when an unflipped candidate is added or a flipped one is dropped.
+    ``model``: the firm's local model at this flip set's optimum when already known (e.g.
+    :meth:`FlipProblem.local_model`); its optimum and Hessian factor are then used instead of a solve.
     """
     z = torch.as_tensor(flipped_mask, dtype=bilevel.Xd.dtype, device=bilevel.Xd.device)[None]
-    theta = bilevel.inner(z)
-    _, g = implicit_hypergradient(bilevel, z, theta, solver=solver)
+    if model is None:
+        _, g = implicit_hypergradient(bilevel, z, bilevel.inner(z), solver=solver)
+    else:
+        _, g = implicit_hypergradient(bilevel, z, model.theta[None], factor=model.factor[None])
     return (-g[0] * (1.0 - 2.0 * z[0])).cpu().numpy()
 
 
 def make_ranker(problem: FlipProblem, bilevel: SoftFlipBilevel, *, solver: LinearSolver = "auto"):
-    """A local-search ranker (flip set -> toggle gains (c,)) from the surrogate's hypergradient."""
+    """A local-search ranker (flip set -> toggle gains (c,)) from the surrogate's hypergradient.
+
+    The flip set's optimum and Hessian come from the problem's local model (shared with the search's
+    retraining around the same set) when the solver is ``auto`` or ``cholesky``."""
     cands = problem.candidates
 
     def rank(flipped: np.ndarray) -> np.ndarray:
-        return toggle_gains(bilevel, np.isin(cands, flipped), solver=solver)
+        model = problem.local_model(flipped) if solver in ("auto", "cholesky") else None
+        return toggle_gains(bilevel, np.isin(cands, flipped), solver=solver, model=model)
 
     return rank
 
@@ -354,14 +373,19 @@ class RelaxedOracle(FlipMethod):
         value = torch.full((len(budgets),), float("nan"), dtype=dt, device=dev)
         surrogate = bilevel.surrogate
         steps_run = 0
+        model = None
         for t in range(steps):
             if control is not None and control.expired():
                 break
             steps_run += 1
             bilevel.surrogate = surrogate.with_temperature(self.schedule.at(t, steps))
             if self.gradient == "implicit":
-                theta = bilevel.inner(z, init=theta)
-                value, grad = implicit_hypergradient(bilevel, z, theta, solver=self.linear_solver)
+                # From the second step on, the inner solve starts from the previous step's optima and their
+                # Hessians (the labels moved by one projected step), which the hypergradient then reuses.
+                theta = bilevel.inner(z, init=theta, model=model)
+                model = bilevel.local_model(z, theta) if self.linear_solver in ("auto", "cholesky") else None
+                value, grad = implicit_hypergradient(bilevel, z, theta, solver=self.linear_solver,
+                                                     factor=None if model is None else model.factor)
             else:
                 value, grad, theta = unrolled_hypergradient(bilevel, z, theta, steps=self.unroll_steps,
                                                             kind=self.unroll_kind)

@@ -219,7 +219,7 @@ def test_retraining_around_a_nearby_set_gives_the_same_optimum(d):
     plain = problem.fit_flip_sets(moves)
     near = problem.fit_flip_sets(moves, around=current)
     np.testing.assert_allclose(near, plain, atol=1e-9)
-    theta, factor = problem.training_state()["anchor"]
-    np.testing.assert_allclose(theta.numpy(), problem.fit_flip_sets([current])[0], atol=1e-9)
-    assert (factor is None) == (problem.training_state()["factor"] is None)
+    key, model = problem.training_state()["anchor"]
+    assert key == current.tobytes()
+    np.testing.assert_allclose(model.theta.numpy(), problem.fit_flip_sets([current])[0], atol=1e-9)
     np.testing.assert_array_equal(problem.objective_of(moves, around=current), problem.objective_of(moves))

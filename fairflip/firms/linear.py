@@ -33,6 +33,15 @@ preconditioned with the unflipped Hessian: a Hessian costs O(n p^2) per batch me
 on 2 CPU cores (64 sets of 1% flips): 4x faster at p = 51 and p = 21, 2.7x at p = 13 with 256 sets."""
 
 
+NEAR_TENSOR_MAX_WORK = 50_000_000
+"""A local model (:meth:`LinearFirm.local_model`) carries the loss's third-derivative tensor (p^3 entries) when
+n * p^3 is at most this, so small-p retraining near the anchor converges in a few passes over X; above it the
+anchor's Hessian alone is used (a linearly converging chord iteration)."""
+
+NEAR_MAX_RATIO = 0.5
+""":meth:`LinearFirm.fit_near` hands a batch member to damped Newton once one of its steps is not at most this
+fraction of the one before (the local model does not contract there)."""
+
 OUTER_MAX_BYTES = 1 << 26
 """Batched Hessians are assembled from the rows' outer products (n * p * p / 2 entries) when these fit in twice
 this many bytes (small p), else from a scaled copy of X per chunk of the batch."""
@@ -74,6 +83,26 @@ class LinearModel:
         if self.loss != "logistic":
             raise FairflipError(f"the {self.loss} firm has no probabilities; use decision_function")
         return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+
+@dataclass
+class LocalModel:
+    """The firm's training objective around one optimum, which :meth:`LinearFirm.fit_near` retrains from.
+
+    Attributes:
+        theta: shape (p,) the optimum for the labels ``y``.
+        y: shape (n,) those labels.
+        hessian: shape (p, p) the Hessian there.
+        factor: shape (p, p) its Cholesky factor.
+        tensor: shape (p * p, p) the third derivative of J there (d^3 J / dtheta_j dtheta_k dtheta_l at row
+            j * p + k, column l), or None (large n * p^3, or a loss without ``d3``).
+    """
+
+    theta: torch.Tensor
+    y: torch.Tensor
+    hessian: torch.Tensor
+    factor: torch.Tensor
+    tensor: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -195,6 +224,127 @@ class LinearFirm:
         definite. Used as a Newton-CG preconditioner (see :meth:`fit_params`)."""
         L, info = torch.linalg.cholesky_ex(self.hessian(theta[None], Xd, y[None], sw)[0])
         return L if int(info) == 0 else None
+
+    def local_model(self, theta: torch.Tensor, Xd: torch.Tensor, y: torch.Tensor,
+                    sw: torch.Tensor | None = None, *, third_order: bool = True) -> LocalModel | None:
+        """The :class:`LocalModel` at ``theta`` (p,) for the labels ``y`` (n,) (their optimum), or a batch of K
+        anchors, theta (K, p) and y (K, n) (fields then carry a leading K; no tensor). None when a Hessian there
+        is not positive definite. ``third_order=False`` leaves the tensor out."""
+        batched = theta.ndim == 2
+        H = self.hessian(torch.atleast_2d(theta), Xd, torch.atleast_2d(y), sw)
+        L, info = torch.linalg.cholesky_ex(H)
+        if bool((info != 0).any()):
+            return None
+        if batched:
+            return LocalModel(theta, y, H, L, None)
+        H, L = H[0], L[0]
+        n, p = Xd.shape
+        tensor = None
+        d3 = self.margin_loss.d3
+        small = n * p ** 3 <= NEAR_TENSOR_MAX_WORK and n * p * p * Xd.element_size() <= OUTER_MAX_BYTES
+        if third_order and d3 is not None and small and sparse_twin(Xd) is None:
+            t = d3(Xd @ theta, y)
+            if sw is not None:
+                t = t * sw
+            if bool(t.any()):  # zero for piecewise-quadratic losses: the chord iteration is then exact enough
+                # One product with the rows' cached outer products: T[l, i, j] = C sum_r t_r x_rl x_ri x_rj.
+                i, j = torch.triu_indices(p, p, device=Xd.device)
+                upper = (Xd * (self.C * t)[:, None]).T @ _outer_products(Xd, i, j)
+                full = torch.empty(p, p, p, dtype=Xd.dtype, device=Xd.device)
+                full[:, i, j] = upper
+                full[:, j, i] = upper
+                tensor = full.reshape(p, p * p).T  # symmetric in all three indices
+        return LocalModel(theta, y, H, L, tensor)
+
+    def fit_near(self, Xd: torch.Tensor, Y: torch.Tensor, model: LocalModel, *,
+                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Minimise J for every row of ``Y`` (labels close to ``model.y``) from the known optimum ``model``.
+
+        Each iteration makes one pass over X for the exact gradient and takes a step with the model's Hessian,
+        corrected to first order in the distance from the anchor by its third-derivative tensor when there is
+        one; the first step solves the anchor's cubic model of the gradient (a few (p, p) solves, no pass over
+        X). Near the anchor the steps then shrink by about that distance squared (without a tensor: a chord
+        iteration with the anchor's Hessian). No line search and no (K, p, p) Hessian from X: a batch of moves
+        one or two flips from the anchor costs a few products with X instead of several per Newton step. The
+        fixed point is the same optimum and the stopping rule is :meth:`fit_params`'s (every step below
+        ``tol``, then taken); a member whose steps stop shrinking (ratio above ``NEAR_MAX_RATIO``) or turn
+        non-finite is solved by :meth:`fit_params` from the anchor instead.
+
+        Args:
+            Xd: design matrix, shape (n, p).
+            Y: labels, shape (K, n), entries in [0, 1].
+            model: the anchor (see :meth:`local_model`): one shared by every member, or one per member
+                (theta (K, p), factor (K, p, p)).
+            sample_weight: shape (n,) or None (the weights the model was built with).
+
+        Returns:
+            theta*, shape (K, p).
+        """
+        Y = torch.atleast_2d(Y.to(Xd))
+        K, p = Y.shape[0], Xd.shape[1]
+        loss, T, H0 = self.margin_loss, model.tensor, model.hessian
+        anchor = model.theta.to(Xd).expand(K, p)
+        L0 = model.factor.expand(K, p, p)  # one factor per member (a view when the anchor is shared)
+        theta = anchor.clone()
+        reg = self._reg(p, theta)
+        failed = torch.zeros(K, dtype=torch.bool, device=Xd.device)
+        # The members still iterating: their rows of theta, labels and last step size (compacted only when
+        # some member leaves, so the (K, n) labels are not copied every pass).
+        idx, th, Yw = torch.arange(K, device=Xd.device), theta, Y
+        previous = torch.full((K,), math.inf, dtype=Xd.dtype, device=Xd.device)
+
+        def factors(delta: torch.Tensor) -> torch.Tensor:
+            H = H0 + (delta @ T.T).reshape(-1, p, p)
+            L, info = torch.linalg.cholesky_ex(H)
+            bad = info > 0
+            if bool(bad.any()):
+                L[bad] = L0[bad]
+            return L
+
+        def solve(L: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+            return torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+
+        for it in range(self.max_iter):
+            if not len(idx):
+                break
+            G = loss.d1(scores(th, Xd), Yw)
+            if sample_weight is not None:
+                G = G * sample_weight
+            g = pullback(self.C * G, Xd) + th * reg
+            if T is None:
+                step = solve(L0, g)
+            elif it == 0:
+                # Root of the cubic model g + H0 d + T[d, d] / 2 (Newton in p dimensions, from the linear root).
+                d = -solve(L0, g)
+                for _ in range(2):
+                    Td = (d @ T.T).reshape(-1, p, p)
+                    residual = g + d @ H0 + 0.5 * (Td @ d.unsqueeze(-1)).squeeze(-1)
+                    d = d - solve(factors(d), residual)
+                step = -d
+            else:
+                step = solve(factors(th - anchor), g)  # a tensor implies one shared anchor
+            size = step.abs().amax(-1)
+            diverging = ~torch.isfinite(size) | (size > NEAR_MAX_RATIO * previous)
+            th = th - step
+            done = size < self.tol
+            finished = done & ~diverging
+            theta[idx[finished]] = th[finished]
+            failed[idx[diverging]] = True
+            going = ~(done | diverging)
+            if bool(going.all()):
+                previous = size
+            else:
+                idx, th, Yw, previous = idx[going], th[going], Yw[going], size[going]
+                anchor, L0 = anchor[going], L0[going]
+        failed[idx] = True  # out of iterations
+        if bool(failed.any()):
+            rows = torch.nonzero(failed).squeeze(-1)
+            large = p >= PCG_MIN_PARAMS
+            shared = model.factor.ndim == 2
+            theta[rows] = self.fit_params(Xd, Y[rows], sample_weight=sample_weight,
+                                          init=model.theta.to(Xd).expand(K, p)[rows],
+                                          preconditioner=model.factor if large and shared else None)
+        return theta
 
     def curvature(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row Hessian weights C * s_i * l''(f_i, y_i) for a batch: theta (K, p), Y (K, n) -> (K, n)."""

@@ -31,6 +31,9 @@ class MarginLoss:
     d2: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     dy_d1: Callable[[torch.Tensor], torch.Tensor]
     """d/dy of dl/df, shape of f (independent of y)."""
+    d3: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """Optional third score derivative (0 where d2 is piecewise constant). Only speeds up retraining near a known
+    optimum (:meth:`~fairflip.firms.LinearFirm.fit_near`); a loss without it is retrained just as exactly."""
 
 
 def _logistic() -> MarginLoss:
@@ -40,6 +43,7 @@ def _logistic() -> MarginLoss:
         d1=lambda f, y: torch.sigmoid(f) - y,
         d2=lambda f, y: torch.sigmoid(f) * torch.sigmoid(-f),
         dy_d1=lambda f: -torch.ones_like(f),
+        d3=lambda f, y: torch.sigmoid(f) * torch.sigmoid(-f) * torch.tanh(-0.5 * f),
     )
 
 
@@ -51,6 +55,7 @@ def _squared() -> MarginLoss:
         d1=lambda f, y: f - (2 * y - 1),
         d2=lambda f, y: torch.ones_like(f),
         dy_d1=lambda f: -2 * torch.ones_like(f),
+        d3=lambda f, y: torch.zeros_like(f),
     )
 
 
@@ -79,7 +84,7 @@ def _smoothed_hinge() -> MarginLoss:
     def dy_d1(f):
         return _hinge_parts(f)[1] + _hinge_parts(-f)[1]
 
-    return MarginLoss("smoothed-hinge", value, d1, d2, dy_d1)
+    return MarginLoss("smoothed-hinge", value, d1, d2, dy_d1, d3=lambda f, y: torch.zeros_like(f))
 
 
 LOSSES: dict[str, Callable[[], MarginLoss]] = {
@@ -88,6 +93,8 @@ LOSSES: dict[str, Callable[[], MarginLoss]] = {
     "smoothed-hinge": _smoothed_hinge,
 }
 """The loss registry (name -> zero-argument factory); add to it with :func:`register_loss`."""
+
+_BUILT: dict[Callable[[], MarginLoss], MarginLoss] = {}
 
 
 def register_loss(name: str) -> Callable[[Callable[[], MarginLoss]], Callable[[], MarginLoss]]:
@@ -127,4 +134,8 @@ def get_loss(name: str) -> MarginLoss:
     load_env_plugins()
     if name not in LOSSES:
         raise FairflipError(f"unknown firm loss '{name}'; choose one of {sorted(LOSSES)}")
-    return LOSSES[name]()
+    factory = LOSSES[name]
+    loss = _BUILT.get(factory)
+    if loss is None:  # a MarginLoss is immutable: one instance per registered factory serves every caller
+        loss = _BUILT[factory] = factory()
+    return loss
