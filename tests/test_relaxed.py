@@ -33,6 +33,46 @@ def test_projection_matches_cvxpy_qp():
         assert P[b].min() >= 0 and P[b].max() <= 1 and P[b].sum() <= budgets[b] + 1e-12
 
 
+@pytest.mark.parametrize("case", ["ties", "half-integers", "equal-row", "zero-budget", "all-at-cap"])
+def test_projection_matches_cvxpy_qp_on_breakpoint_cases(case):
+    """Rows built so that tau falls on a breakpoint (z_i or z_i - 1), flat stretches of the sum, equal entries."""
+    rng = np.random.default_rng(2)
+    Z = {"ties": np.repeat(rng.normal(0.5, 0.7, size=(4, 5)), 3, axis=1),
+         "half-integers": rng.integers(-2, 5, size=(4, 12)) * 0.5,
+         "equal-row": np.full((4, 9), 0.8),
+         "zero-budget": rng.normal(0.5, 1.0, size=(4, 10)),
+         "all-at-cap": rng.uniform(1.5, 3.0, size=(4, 10))}[case]
+    budgets = {"zero-budget": np.zeros(4)}.get(case, np.array([0.5, 1.0, 2.0, 3.5]))
+    P = project_capped_simplex(torch.as_tensor(Z), torch.as_tensor(budgets)).numpy()
+    for b in range(len(Z)):
+        # The interior-point QP is accurate to ~1e-6 on these degenerate rows; the rational reference is exact.
+        assert np.abs(P[b] - _qp_projection(Z[b], budgets[b])).max() < 1e-6
+        assert np.abs(P[b] - _rational_projection(Z[b], budgets[b])).max() < 1e-12
+        assert P[b].min() >= 0 and P[b].max() <= 1 and P[b].sum() <= budgets[b] + 1e-12
+
+
+def _rational_projection(v: np.ndarray, M: float) -> np.ndarray:
+    """clip(v - tau, 0, 1) with tau found in exact rational arithmetic: the sum is checked at every breakpoint
+    and tau solved on the linear piece where it crosses M."""
+    from fractions import Fraction
+
+    z = [Fraction(float(x)) for x in v]
+    m = Fraction(float(M))
+
+    def total(t):
+        return sum(min(max(x - t, Fraction(0)), Fraction(1)) for x in z)
+
+    if total(Fraction(0)) <= m:
+        tau = Fraction(0)
+    else:
+        points = sorted({Fraction(0)} | {p for x in z for p in (x, x - 1) if p > 0})
+        lo = max(p for p in points if total(p) >= m)
+        above = [p for p in points if p > lo]
+        s_lo, s_hi = total(lo), (total(min(above)) if above else total(lo))
+        tau = lo if s_lo == s_hi else lo + (s_lo - m) * (min(above) - lo) / (s_lo - s_hi)
+    return np.array([float(min(max(x - tau, Fraction(0)), Fraction(1))) for x in z])
+
+
 def test_projection_is_idempotent_and_exact_on_the_budget():
     rng = np.random.default_rng(1)
     Z = torch.as_tensor(rng.uniform(-1, 2, size=(5, 30)))
