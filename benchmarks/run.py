@@ -36,6 +36,7 @@ BENCHMARKS = {
     "knn": ("bench_knn", {}, {"n": 5_000, "d": 5}),
     "milp": ("bench_milp", {}, {"sizes": (60, 120), "budget": 3, "time_limit": 10.0}),
     "design": ("bench_design", {}, {"n": 3_000, "batches": (1, 40), "moves": 8, "source": "synthetic"}),
+    "cli": ("bench_cli", {}, {"repeats": 1}),
     "portfolio": ("bench_portfolio", {},
                   {"datasets": ("compas",), "budgets": (10,), "tiny_sizes": (40,), "tiny_budgets": (2,),
                    "tiny_seeds": 1, "relaxed_sizes": (2_000,), "relaxed_features": 5, "sweep_datasets": ()}),

@@ -108,6 +108,13 @@ def test_portfolio_enumerates_tiny_instances_and_reports_true_objectives(results
         assert row["fits"] > 0 and 0 <= row["objective"] <= 1
 
 
+def test_cli_start_up_loads_no_heavy_module(results):
+    rows = {r["command"]: r for r in results["cli"]["rows"]}
+    for command in ("import fairflip", "fairflip --help", "fairflip flip --help", "fairflip flip --bad-option"):
+        assert rows[command]["heavy_loaded"] == "-", command
+    assert set(rows["import torch, sklearn, pandas, cvxpy"]["heavy_loaded"].split(",")) >= {"torch", "sklearn"}
+
+
 def test_quick_runs_do_not_overwrite_the_tracked_results():
     from benchmarks import run
 
