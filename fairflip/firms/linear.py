@@ -96,6 +96,13 @@ class LocalModel:
         factor: shape (p, p) its Cholesky factor.
         tensor: shape (p * p, p) the third derivative of J there (d^3 J / dtheta_j dtheta_k dtheta_l at row
             j * p + k, column l), or None (large n * p^3, or a loss without ``d3``).
+        gradient: shape (p,) the gradient of J there (zero up to the solver's tolerance), or None.
+        label_slope: shape (n,) d(grad J)/dy_i = label_slope_i x_i there (C s_i dy_d1(f_i)), or None. The
+            gradient is affine in the labels, so a member's gradient at theta follows from the rows where its
+            labels differ from ``y``, without a pass over X.
+
+    A batch of K anchors carries theta (K, p), y (K, n), hessian and factor (K, p, p), and no tensor, gradient
+    or slope.
     """
 
     theta: torch.Tensor
@@ -103,6 +110,8 @@ class LocalModel:
     hessian: torch.Tensor
     factor: torch.Tensor
     tensor: torch.Tensor | None
+    gradient: torch.Tensor | None = None
+    label_slope: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -254,13 +263,21 @@ class LinearFirm:
                 full[:, i, j] = upper
                 full[:, j, i] = upper
                 tensor = full.reshape(p, p * p).T  # symmetric in all three indices
-        return LocalModel(theta, y, H, L, tensor)
+        F = Xd @ theta
+        loss = self.margin_loss
+        G = loss.d1(F, y)
+        slope = loss.dy_d1(F)
+        if sw is not None:
+            G, slope = G * sw, slope * sw
+        gradient = pullback(self.C * G[None], Xd)[0] + theta * self._reg(p, theta)
+        return LocalModel(theta, y, H, L, tensor, gradient, self.C * slope)
 
     def fit_near(self, Xd: torch.Tensor, Y: torch.Tensor, model: LocalModel, *,
                  sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Minimise J for every row of ``Y`` (labels close to ``model.y``) from the known optimum ``model``.
 
-        Each iteration makes one pass over X for the exact gradient and takes a step with the model's Hessian,
+        Each iteration makes one pass over X for the exact gradient (the first needs none: the gradient at the
+        anchor follows from the changed labels, see :class:`LocalModel`) and takes a step with the model's Hessian,
         corrected to first order in the distance from the anchor by its third-derivative tensor when there is
         one; the first step solves the anchor's cubic model of the gradient (a few (p, p) solves, no pass over
         X). Near the anchor the steps then shrink by about that distance squared (without a tensor: a chord
@@ -307,10 +324,17 @@ class LinearFirm:
         for it in range(self.max_iter):
             if not len(idx):
                 break
-            G = loss.d1(scores(th, Xd), Yw)
-            if sample_weight is not None:
-                G = G * sample_weight
-            g = pullback(self.C * G, Xd) + th * reg
+            if it == 0 and model.gradient is not None:
+                # At the anchor the gradient differs from the anchor's own only through the changed labels.
+                changed = (Yw - model.y).nonzero(as_tuple=True)
+                weight = (Yw[changed] - model.y[changed[1]]) * model.label_slope[changed[1]]
+                g = model.gradient.expand(len(idx), p).clone()
+                g.index_add_(0, changed[0], weight[:, None] * Xd[changed[1]])
+            else:
+                G = loss.d1(scores(th, Xd), Yw)
+                if sample_weight is not None:
+                    G = G * sample_weight
+                g = pullback(self.C * G, Xd) + th * reg
             if T is None:
                 step = solve(L0, g)
             elif it == 0:
