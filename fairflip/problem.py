@@ -200,7 +200,9 @@ class FlipProblem:
         for s in range(0, len(flip_sets), chunk):
             Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=firm.dtype, device=Xd.device)
             if model is not None:
-                out.append(firm.fit_near(Xd, Y, model, sample_weight=cache["sw"]))
+                member, row = _label_changes(flip_sets[s:s + chunk], rows, len(self.y))
+                changed = (torch.as_tensor(member, device=Xd.device), torch.as_tensor(row, device=Xd.device))
+                out.append(firm.fit_near(Xd, Y, model, sample_weight=cache["sw"], changed=changed))
             else:
                 out.append(firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=cache["theta0"],
                                            preconditioner=cache["factor"]))
@@ -313,6 +315,26 @@ class FlipProblem:
         if self.error_weight:
             value += self.error_weight * error_rate(y_true, y_pred)
         return float(value)
+
+
+def _label_changes(flip_sets: list[np.ndarray], anchor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the labels of K flip sets differ from those of the flip set ``anchor`` (sorted unique rows): the
+    (member, row) pairs of their symmetric differences, shapes (m,) and (m,), without forming a (K, n) array."""
+    K = len(flip_sets)
+    sizes = np.fromiter((len(f) for f in flip_sets), dtype=np.int64, count=K)
+    rows = np.concatenate([np.asarray(f, dtype=np.int64).ravel() for f in flip_sets]) if K else np.zeros(0, np.int64)
+    member = np.repeat(np.arange(K), sizes)
+    position = np.full(n, -1, dtype=np.int64)
+    position[anchor] = np.arange(len(anchor))
+    pos = position[rows]
+    outside = pos < 0
+    # Rows flipped by a member but not by the anchor (a row listed twice in a set is flipped once).
+    added = np.unique(member[outside] * n + rows[outside])
+    # Anchor rows a member does not flip.
+    present = np.zeros((K, len(anchor)), dtype=bool)
+    present[member[~outside], pos[~outside]] = True
+    gone_member, gone_pos = np.nonzero(~present)
+    return (np.concatenate([added // n, gone_member]), np.concatenate([added % n, anchor[gone_pos]]))
 
 
 class ObjectiveCache:

@@ -223,3 +223,49 @@ def test_retraining_around_a_nearby_set_gives_the_same_optimum(d):
     assert key == current.tobytes()
     np.testing.assert_allclose(model.theta.numpy(), problem.fit_flip_sets([current])[0], atol=1e-9)
     np.testing.assert_array_equal(problem.objective_of(moves, around=current), problem.objective_of(moves))
+
+
+def test_label_changes_are_the_entries_where_labels_differ_from_the_anchor():
+    from fairflip.problem import _label_changes
+
+    rng = np.random.default_rng(5)
+    n = 40
+    y = rng.integers(0, 2, n)
+    for anchor in (np.zeros(0, dtype=np.int64), np.sort(rng.choice(n, 6, replace=False))):
+        sets = [rng.choice(n, k, replace=True) for k in (0, 1, 3, 6, 9)] + [anchor.copy(), anchor[:-1]]
+        member, row = _label_changes(sets, anchor, n)
+        Y = np.repeat(y[None], len(sets), 0)
+        for k, f in enumerate(sets):
+            Y[k, f] = 1 - Y[k, f]
+        ya = y.copy()
+        ya[anchor] = 1 - ya[anchor]
+        expected = set(zip(*np.nonzero(Y != ya)))
+        assert set(zip(member.tolist(), row.tolist())) == {(int(k), int(i)) for k, i in expected}
+        assert len(member) == len(expected)  # no pair twice
+
+
+def test_fit_near_from_an_anchor_equals_newton_for_every_loss():
+    import torch
+
+    from fairflip.firms import LinearFirm
+
+    rng = np.random.default_rng(8)
+    n, d = 300, 4
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + rng.normal(size=n) > 0).astype(float)
+    sw = torch.as_tensor(rng.uniform(0.5, 2.0, n))
+    for loss in ("logistic", "squared", "smoothed-hinge"):
+        firm = LinearFirm(loss, device="cpu")
+        Xd = firm.design(X)
+        anchor_rows = rng.choice(n, 5, replace=False)
+        ya = torch.as_tensor(y.copy())
+        ya[anchor_rows] = 1 - ya[anchor_rows]
+        theta = firm.fit_params(Xd, ya, sample_weight=sw)
+        model = firm.local_model(theta, Xd, ya, sw)
+        Y = ya.expand(12, n).clone()
+        for k in range(12):
+            flip = rng.choice(n, 1 + k % 3, replace=False)
+            Y[k, flip] = 1 - Y[k, flip]
+        near = firm.fit_near(Xd, Y, model, sample_weight=sw)
+        newton = firm.fit_params(Xd, Y, sample_weight=sw)
+        torch.testing.assert_close(near, newton, rtol=0, atol=1e-9)

@@ -273,7 +273,8 @@ class LinearFirm:
         return LocalModel(theta, y, H, L, tensor, gradient, self.C * slope)
 
     def fit_near(self, Xd: torch.Tensor, Y: torch.Tensor, model: LocalModel, *,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+                 sample_weight: torch.Tensor | None = None,
+                 changed: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Minimise J for every row of ``Y`` (labels close to ``model.y``) from the known optimum ``model``.
 
         Each iteration makes one pass over X for the exact gradient (the first needs none: the gradient at the
@@ -293,6 +294,8 @@ class LinearFirm:
             model: the anchor (see :meth:`local_model`): one shared by every member, or one per member
                 (theta (K, p), factor (K, p, p)).
             sample_weight: shape (n,) or None (the weights the model was built with).
+            changed: optional (member (m,), row (m,)) index pairs holding every entry where ``Y`` differs from
+                ``model.y`` (found by a scan of ``Y`` when None; extra pairs where they agree are harmless).
 
         Returns:
             theta*, shape (K, p).
@@ -326,7 +329,8 @@ class LinearFirm:
                 break
             if it == 0 and model.gradient is not None:
                 # At the anchor the gradient differs from the anchor's own only through the changed labels.
-                changed = (Yw - model.y).nonzero(as_tuple=True)
+                if changed is None:
+                    changed = (Yw != model.y).nonzero(as_tuple=True)
                 weight = (Yw[changed] - model.y[changed[1]]) * model.label_slope[changed[1]]
                 g = model.gradient.expand(len(idx), p).clone()
                 g.index_add_(0, changed[0], weight[:, None] * Xd[changed[1]])
