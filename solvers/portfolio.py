@@ -7,8 +7,9 @@ not a strategy a collective can run.
 One call answers every budget, in this order (each stage optional, each flip set retrained at most once per call
 through the problem's objective cache):
 
-1. ``enumerate``: when every flip set within the largest budget numbers at most ``enumerate_max_sets``, they are
-   all retrained in one batched pass and each budget gets its proven optimum (status ``optimal``,
+1. ``enumerate``: when the flip sets within the largest budget number at most ``enumerate_max_sets``, or their
+   retraining is estimated (from a measured probe batch) to take at most ``enumerate_max_seconds``, they are all
+   retrained in batched passes and each budget gets its proven optimum (status ``optimal``,
    ``bound_source = "enumeration"``); nothing else runs.
 2. ``heuristics``: the flip sets of the registered heuristics (random, rb-prob, rb-label, rb-dist, massaging),
    scored in one batched pass; together with flipping nothing they are the first incumbents.
@@ -48,7 +49,7 @@ from fairflip.problem import FlipProblem
 from fairflip.surrogates import FairnessSurrogate
 
 from .certificate import adopt_best_bound
-from .exact import IMPROVE_TOL, count_flip_sets, enumerate_optimum
+from .exact import IMPROVE_TOL, count_flip_sets, enumerate_optimum, enumeration_cost
 from .relaxed import make_ranker, soft_flip_bilevel
 from .search import ranked_greedy, ranked_local_search, threads_for
 
@@ -64,9 +65,18 @@ subsamples), two seeds (40 cells): 70 steps against 100 gave 5 better and 3 wors
 the 40 objectives 0.018 lower), 50 steps 4 better and 3 worse (0.012 higher, seed 0); the local search absorbs
 the difference, and the relaxation was a third of the portfolio's time on COMPAS."""
 ENUMERATE_MAX_SETS = 20_000
-"""Default ``enumerate_max_sets``. A batched pass retrains a flip set for about 1/250 of a full fit on COMPAS
-(benchmarks/bench_portfolio.py), so 20,000 sets cost about as much as the search stages do there; on small
-instances enumeration is both cheaper and exact."""
+"""Default ``enumerate_max_sets``: at most this many flip sets are enumerated without measuring their cost. A
+batched pass retrains a flip set for about 1/250 of a full fit on COMPAS (benchmarks/bench_portfolio.py), so
+20,000 sets cost about as much as the search stages do there; on small instances enumeration is both cheaper and
+exact."""
+ENUMERATE_MAX_SECONDS = 5.0
+"""Default ``enumerate_max_seconds``: above ``enumerate_max_sets`` (and up to ``ENUMERATE_PROBE_MAX_SETS``),
+the portfolio retrains a probe batch of flip sets of the largest budget's size (:func:`enumeration_cost`) and
+enumerates when the estimated time is at most this (and within the time limit). 5 s is about what the search
+stages cost per budget on 5,000-row tables on two CPU cores (Law 1.3 to 1.7 s, Dutch 2.7 to 3.5 s per budget),
+so the proven optimum is bought for about the price of a search."""
+ENUMERATE_PROBE_MAX_SETS = 2_000_000
+"""Above this many flip sets the cost is not even measured (enumeration would not fit any sensible time)."""
 
 
 @register_method("oracle")
@@ -87,6 +97,8 @@ class PortfolioOracle(FlipMethod):
             where it is exact and bounds the optimum); ``None`` runs it on every firm.
         enumerate_max_sets: enumerate (proven optimum) when the flip sets within the largest budget number at
             most this many.
+        enumerate_max_seconds: above ``enumerate_max_sets``, enumerate when the measured per-set cost times the
+            number of sets is at most this many seconds (0: never measure).
         greedy_shortlist: additions retrained per greedy step (the best first-order estimates).
         greedy_max_retrains: run greedy only while ``greedy_shortlist`` times the largest budget is at most this.
         convex_max_entries: run the convex component only when (evaluation rows) * (candidates), the size of its
@@ -110,6 +122,7 @@ class PortfolioOracle(FlipMethod):
         convex_params: dict[str, Any] | None = None,
         convex_firms: Sequence[str] | None = ("squared",),
         enumerate_max_sets: int = ENUMERATE_MAX_SETS,
+        enumerate_max_seconds: float = ENUMERATE_MAX_SECONDS,
         greedy_shortlist: int = 32,
         greedy_max_retrains: int = 20_000,
         convex_max_entries: int = 50_000_000,
@@ -132,8 +145,13 @@ class PortfolioOracle(FlipMethod):
                         ("max_evaluations", max_evaluations), ("batch_size", batch_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise FairflipError(f"{what} must be a positive integer, got {v!r}")
+        if not isinstance(enumerate_max_seconds, (int, float, np.integer, np.floating)) or not (
+                0 <= enumerate_max_seconds < math.inf):
+            raise FairflipError(f"enumerate_max_seconds must be a finite non-negative number, got "
+                                f"{enumerate_max_seconds!r}")
         super().__init__(seed=seed)
         self.components = tuple(components)
+        self.enumerate_max_seconds = float(enumerate_max_seconds)
         self.heuristics = tuple(heuristics)
         self.relaxed_params = dict(relaxed_params or {})
         self.convex_params = dict(convex_params or {})
@@ -203,6 +221,7 @@ class _Run:
         self.floor = 0.0 if get_objective(problem.objective).has_gap_structure else -math.inf
         self.errors: dict[str, str] = {}
         self.enumerated: list | None = None
+        self.enumeration_estimate: dict | None = None  # the measured cost, when it was measured
         self._ranker = None
 
     def start(self) -> None:
@@ -270,7 +289,15 @@ class _Run:
         top = max(self.budgets, default=0)
         n_sets = count_flip_sets(len(cands), top)
         if n_sets > self.oracle.enumerate_max_sets:
-            return False
+            limit = self.oracle.enumerate_max_seconds
+            if self.control.time_limit is not None:
+                limit = min(limit, self.control.remaining())
+            if limit <= 0 or n_sets > ENUMERATE_PROBE_MAX_SETS:
+                return False
+            cost = enumeration_cost(self.problem, top, max_sets=ENUMERATE_PROBE_MAX_SETS)
+            self.enumeration_estimate = {"n_sets": n_sets, "estimated_s": cost["seconds"], "limit_s": limit}
+            if not cost["seconds"] <= limit:
+                return False
         t = time.perf_counter()
         # Every set is new to the cache, so the pass runs without it (its keys would cost more than they save).
         cache = self.problem.__dict__.pop("_objective_cache", None)
@@ -415,5 +442,7 @@ class _Run:
                 result.status = "optimal"
             result.info.update(retrained=cache.retrained, cache_hits=cache.hits,
                                n_candidates=int(len(self.problem.candidates)))
+            if self.enumeration_estimate is not None:
+                result.info["enumeration_estimate"] = dict(self.enumeration_estimate)
             out.append(result)
         return out

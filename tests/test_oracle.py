@@ -14,7 +14,8 @@ from fairflip.problem import build_problem
 from fairflip.solvers.portfolio import PortfolioOracle
 
 FAST = dict(relaxed_params={"steps": 30}, convex_params={"time_limit": 5.0, "max_rounds": 3})
-SEARCH = dict(FAST, enumerate_max_sets=0, convex_firms=None)  # the search stages, on every firm, no enumeration
+NO_ENUMERATION = dict(enumerate_max_sets=0, enumerate_max_seconds=0)
+SEARCH = dict(FAST, **NO_ENUMERATION, convex_firms=None)  # the search stages, on every firm, no enumeration
 
 
 def _heuristic_values(problem, budget):
@@ -74,20 +75,38 @@ def test_oracle_never_worse_than_heuristics_on_compas(compas_split):
 def test_oracle_works_without_the_convex_component():
     problem = tiny_problem(1)
     r = get_method("oracle", relaxed_params={"steps": 10}, convex_params={"solver": "NOT-A-SOLVER"},
-                   enumerate_max_sets=0, convex_firms=None).select(problem, 2)
+                   **NO_ENUMERATION, convex_firms=None).select(problem, 2)
     assert "oracle-convex" in r.info["errors"]
     assert "oracle-convex" not in r.info["components"]
     assert r.info["objective"] == pytest.approx(problem.objective_of([r.flipped])[0], abs=1e-12)
 
 
+def test_oracle_enumerates_above_its_set_count_when_the_measured_cost_is_small():
+    problem = tiny_problem(4)
+    M = 2
+    brute = get_method("brute-force").select(problem, M)
+    measured = get_method("oracle", **FAST, enumerate_max_sets=1, enumerate_max_seconds=60).select(problem, M)
+    assert measured.status == "optimal" and measured.bound_source == "enumeration"
+    assert measured.objective == pytest.approx(brute.objective, abs=1e-12)
+    estimate = measured.info["enumeration_estimate"]
+    assert estimate["n_sets"] == brute.info["n_sets"] and 0 < estimate["estimated_s"] <= 60
+    # An estimate above the limit (or a limit of 0) leaves enumeration to the count rule: the search runs.
+    searched = get_method("oracle", **FAST, enumerate_max_sets=1, enumerate_max_seconds=1e-12).select(problem, M)
+    assert searched.bound_source != "enumeration" and searched.info["enumeration_estimate"]["estimated_s"] > 1e-12
+    off = get_method("oracle", **FAST, enumerate_max_sets=1, enumerate_max_seconds=0).select(problem, M)
+    assert "enumeration_estimate" not in off.info and off.bound_source != "enumeration"
+    with pytest.raises(FairflipError, match="enumerate_max_seconds"):
+        get_method("oracle", enumerate_max_seconds=-1.0)
+
+
 def test_oracle_skips_the_convex_component_above_its_size_limit():
     problem = tiny_problem(3)
     limit = problem.n * len(problem.candidates) - 1
-    r = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit, enumerate_max_sets=0,
+    r = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit, **NO_ENUMERATION,
                    convex_firms=None).select(problem, 2)
     assert r.info["errors"]["oracle-convex"].startswith("skipped")
     assert "oracle-convex" not in r.info["components"]
-    full = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit + 1, enumerate_max_sets=0,
+    full = get_method("oracle", relaxed_params={"steps": 10}, convex_max_entries=limit + 1, **NO_ENUMERATION,
                       convex_firms=None).select(problem, 2)
     assert "oracle-convex" in full.info["components"]
 

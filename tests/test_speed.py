@@ -91,7 +91,7 @@ def test_oracle_enumerates_small_instances_and_returns_the_brute_force_optimum()
 
 def test_a_tiny_time_limit_returns_a_valid_incumbent():
     problem = tiny_problem(4, n_members=10)
-    for name, params in [("oracle", {"enumerate_max_sets": 0}), ("oracle-relaxed", {})]:
+    for name, params in [("oracle", {"enumerate_max_sets": 0, "enumerate_max_seconds": 0}), ("oracle-relaxed", {})]:
         results = get_method(name, **params).select_many(problem, [2, 4], time_limit=1e-6)
         for M, r in zip([2, 4], results):
             assert r.status == "time_limit" and r.time_limit_hit and r.time_limit == 1e-6, name
@@ -108,7 +108,8 @@ def test_a_tiny_time_limit_returns_a_valid_incumbent():
 def test_oracle_reports_progress_and_true_objectives():
     problem = tiny_problem(5, n_members=10)
     seen = []
-    results = get_method("oracle", enumerate_max_sets=0, relaxed_params={"steps": 20}).select_many(
+    results = get_method("oracle", enumerate_max_sets=0, enumerate_max_seconds=0,
+                         relaxed_params={"steps": 20}).select_many(
         problem, [2, 3], progress=seen.append)
     stages = {e.get("stage") for e in seen}
     assert {"none", "oracle-relaxed"} <= stages
