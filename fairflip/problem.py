@@ -15,6 +15,7 @@ from .collective import Collective, Direction, make_collective
 from .datasets import Dataset
 from .features import FeaturePreparer
 from .firms import Firm, is_differentiable, make_firm, require_differentiable
+from .firms.linear import NEAR_LOOSE_TOL
 from .metrics import all_metrics, error_rate, fairness
 from .objectives import Objective, get_objective
 
@@ -190,29 +191,39 @@ class FlipProblem:
                 instead of the unflipped ones. The optimum is the same (the firm's problem is strictly convex);
                 it is reached in fewer products. The anchor's model is kept for the next call with the same set.
         """
+        thetas, _ = self._fit(flip_sets, chunk=chunk, around=around)
+        return thetas.cpu().numpy()
+
+    def _fit(self, flip_sets: list[np.ndarray], *, chunk: int = 512, around: np.ndarray | None = None,
+             tol: float | None = None):
+        """(theta (K, p) tensor, last step (K,) tensor or None) of :meth:`fit_flip_sets`; ``tol`` loosens
+        ``fit_near``'s stopping rule (the last steps then bound each member's distance to its optimum)."""
         import torch
 
         cache = self.training_state()  # refuses a firm that is not differentiable
         firm, Xd = self.firm, cache["Xd"]
         rows = np.zeros(0, dtype=np.int64) if around is None else np.sort(np.asarray(around, dtype=np.int64))
         model = self.local_model(rows) if hasattr(firm, "fit_near") else None
-        out = []
+        out, lasts = [], []
         for s in range(0, len(flip_sets), chunk):
             Y = torch.as_tensor(self.label_matrix(flip_sets[s:s + chunk]), dtype=firm.dtype, device=Xd.device)
             if model is not None:
                 member, row = _label_changes(flip_sets[s:s + chunk], rows, len(self.y))
                 changed = (torch.as_tensor(member, device=Xd.device), torch.as_tensor(row, device=Xd.device))
-                out.append(firm.fit_near(Xd, Y, model, sample_weight=cache["sw"], changed=changed))
+                theta, last = firm.fit_near(Xd, Y, model, sample_weight=cache["sw"], changed=changed, tol=tol,
+                                            return_last=True)
+                out.append(theta)
+                lasts.append(last)
             else:
                 out.append(firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=cache["theta0"],
                                            preconditioner=cache["factor"]))
         if not out:
-            return np.zeros((0, self.X.shape[1] + 1))
+            return torch.zeros((0, self.X.shape[1] + 1), dtype=torch.float64), None
         thetas = torch.cat(out)
         # The latest batch's optima, by flip set: a search's next anchor is usually one of them (its accepted move).
         cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
                            thetas)
-        return thetas.cpu().numpy()
+        return thetas, (torch.cat(lasts) if lasts else None)
 
     def local_model(self, flipped: np.ndarray):
         """The firm's :class:`~fairflip.firms.linear.LocalModel` at the optimum of one flip set.
@@ -252,11 +263,27 @@ class FlipProblem:
         """Train the firm on each flip set and predict rows of X (default: the training rows) -> (K, m) int64.
 
         Linear firms train all K at once (batched, warm-started Newton; ``around`` as in :meth:`fit_flip_sets`);
-        other firms are trained one by one.
+        other firms are trained one by one. A firm with ``fit_near`` and ``predict_decided`` is first retrained to
+        the loose tolerance ``NEAR_LOOSE_TOL``; a member's predictions are kept when no score lies within reach
+        of its last step from the threshold, and the other members are retrained to the firm's tolerance.
         """
         X_eval = self.X if X is None else X
         if is_differentiable(self.firm):
-            return self.firm.predict_many(X_eval, self.fit_flip_sets(flip_sets, around=around))
+            firm = self.firm
+            if not (hasattr(firm, "fit_near") and hasattr(firm, "predict_decided")):
+                return firm.predict_many(X_eval, self.fit_flip_sets(flip_sets, around=around))
+            # Retrain to a loose tolerance, keep the predictions its last steps cannot change, retrain the rest
+            # to the firm's own tolerance.
+            thetas, last = self._fit(flip_sets, around=around, tol=NEAR_LOOSE_TOL)
+            thetas = thetas.cpu().numpy()
+            if last is None:
+                return firm.predict_many(X_eval, thetas)
+            P, decided = firm.predict_decided(X_eval, thetas, last.cpu().numpy())
+            redo = np.flatnonzero(~decided)
+            if len(redo):
+                exact = self.fit_flip_sets([flip_sets[k] for k in redo], around=around)
+                P[redo] = firm.predict_many(X_eval, exact)
+            return P
         Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
                          for k in range(len(Y))])

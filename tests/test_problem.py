@@ -269,3 +269,41 @@ def test_fit_near_from_an_anchor_equals_newton_for_every_loss():
         near = firm.fit_near(Xd, Y, model, sample_weight=sw)
         newton = firm.fit_params(Xd, Y, sample_weight=sw)
         torch.testing.assert_close(near, newton, rtol=0, atol=1e-9)
+
+
+def test_predictions_from_loose_retraining_equal_exact_ones_at_the_threshold():
+    """Scores placed exactly at (and within 1e-9 of) the threshold: the loose retraining must hand such members
+    to exact retraining, so predictions match those of fully converged parameters."""
+    from fairflip.collective import make_collective
+    from fairflip.firms import LinearFirm
+
+    rng = np.random.default_rng(21)
+    n = 200
+    a = (rng.random(n) < 0.4).astype(int)
+    X = rng.normal(size=(n, 3))
+    y = ((X[:, 0] - 0.5 * a + rng.normal(size=n)) > 0).astype(int)
+    firm = LinearFirm("logistic", device="cpu")
+    members = (a == 1) & (y == 0)
+    problem = FlipProblem(X=np.c_[X, a], y=y, a=a, collective=make_collective(y, a, members=members, direction="up"),
+                          firm=firm)
+    cands = problem.candidates
+    sets = [np.sort(rng.choice(cands, k, replace=False)) for k in (1, 2, 3, 4)]
+    thetas = problem.fit_flip_sets(sets)
+    # Evaluation rows whose scores under each set's exact parameters sit on the threshold or a hair from it.
+    rows = []
+    for th in thetas:
+        for offset in (0.0, 1e-9, -1e-9):
+            x = rng.normal(size=4)
+            x[-1] = (firm.score_threshold + offset - th[-1] - x[:-1] @ th[:-2]) / th[-2]
+            rows.append(x)
+    X_eval = np.array(rows)
+    loose, last = problem._fit(sets, tol=1e-6)
+    _, decided = firm.predict_decided(X_eval, loose.numpy(), last.numpy())
+    assert not decided.any()  # every member has a row within reach of its last step: all go to exact retraining
+    near = np.flatnonzero(np.arange(len(rows)) % 3 != 0)  # the rows 1e-9 away (exact ties are rounding's call)
+    exact = firm.predict_many(X_eval, thetas)
+    np.testing.assert_array_equal(problem.predictions(sets, X_eval)[:, near], exact[:, near])
+    # Far from every threshold, the loose parameters' predictions are kept (and are the exact ones).
+    far = rng.normal(size=(50, 4)) * 3
+    P, decided = firm.predict_decided(far, loose.numpy(), last.numpy())
+    np.testing.assert_array_equal(P[decided], firm.predict_many(far, thetas)[decided])

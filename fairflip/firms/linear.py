@@ -38,6 +38,11 @@ NEAR_TENSOR_MAX_WORK = 50_000_000
 n * p^3 is at most this, so small-p retraining near the anchor converges in a few passes over X; above it the
 anchor's Hessian alone is used (a linearly converging chord iteration)."""
 
+NEAR_LOOSE_TOL = 1e-6
+"""The step tolerance of retraining for predictions (:meth:`FlipProblem.predictions`): a member stops after a
+step below it, and its predictions are kept when every score is farther from the threshold than that step can
+move it (:meth:`LinearFirm.predict_decided`); the others are retrained to ``tol``."""
+
 NEAR_MAX_RATIO = 0.5
 """:meth:`LinearFirm.fit_near` hands a batch member to damped Newton once one of its steps is not at most this
 fraction of the one before (the local model does not contract there)."""
@@ -274,7 +279,8 @@ class LinearFirm:
 
     def fit_near(self, Xd: torch.Tensor, Y: torch.Tensor, model: LocalModel, *,
                  sample_weight: torch.Tensor | None = None,
-                 changed: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                 changed: tuple[torch.Tensor, torch.Tensor] | None = None, tol: float | None = None,
+                 return_last: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Minimise J for every row of ``Y`` (labels close to ``model.y``) from the known optimum ``model``.
 
         Each iteration makes one pass over X for the exact gradient (the first needs none: the gradient at the
@@ -296,9 +302,13 @@ class LinearFirm:
             sample_weight: shape (n,) or None (the weights the model was built with).
             changed: optional (member (m,), row (m,)) index pairs holding every entry where ``Y`` differs from
                 ``model.y`` (found by a scan of ``Y`` when None; extra pairs where they agree are harmless).
+            tol: the stopping tolerance on the steps (default: the firm's ``tol``). A looser one stops after the
+                first step below it, taken: as every step is at most ``NEAR_MAX_RATIO`` of the one before, the
+                distance left to the optimum is at most that last step.
+            return_last: also return each member's last step (max-norm; 0 where Newton took over).
 
         Returns:
-            theta*, shape (K, p).
+            theta*, shape (K, p); with ``return_last``, (theta*, last step (K,)).
         """
         Y = torch.atleast_2d(Y.to(Xd))
         K, p = Y.shape[0], Xd.shape[1]
@@ -312,6 +322,8 @@ class LinearFirm:
         # some member leaves, so the (K, n) labels are not copied every pass).
         idx, th, Yw = torch.arange(K, device=Xd.device), theta, Y
         previous = torch.full((K,), math.inf, dtype=Xd.dtype, device=Xd.device)
+        last = torch.zeros(K, dtype=Xd.dtype, device=Xd.device)
+        tol = self.tol if tol is None else float(tol)
 
         def factors(delta: torch.Tensor) -> torch.Tensor:
             H = H0 + (delta @ T.T).reshape(-1, p, p)
@@ -354,9 +366,10 @@ class LinearFirm:
             size = step.abs().amax(-1)
             diverging = ~torch.isfinite(size) | (size > NEAR_MAX_RATIO * previous)
             th = th - step
-            done = size < self.tol
+            done = size < tol
             finished = done & ~diverging
             theta[idx[finished]] = th[finished]
+            last[idx[finished]] = size[finished]
             failed[idx[diverging]] = True
             going = ~(done | diverging)
             if bool(going.all()):
@@ -372,7 +385,7 @@ class LinearFirm:
             theta[rows] = self.fit_params(Xd, Y[rows], sample_weight=sample_weight,
                                           init=model.theta.to(Xd).expand(K, p)[rows],
                                           preconditioner=model.factor if large and shared else None)
-        return theta
+        return (theta, last) if return_last else theta
 
     def curvature(self, theta: torch.Tensor, Xd: torch.Tensor, Y: torch.Tensor, sw: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row Hessian weights C * s_i * l''(f_i, y_i) for a batch: theta (K, p), Y (K, n) -> (K, n)."""
@@ -563,3 +576,26 @@ class LinearFirm:
         thetas = np.atleast_2d(thetas)
         scores = np.asarray(X, dtype=np.float64) @ thetas[:, :-1].T + thetas[:, -1]
         return (scores.T > self.score_threshold).astype(np.int64)
+
+    def predict_decided(self, X: np.ndarray, thetas: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions of K parameter vectors known only to within ``radius`` of the true ones, and whether they
+        are certain.
+
+        A row's score moves by at most (||x||_1 + 1) * radius_k when theta_k moves by radius_k in max-norm, so
+        member k's predictions are those of every parameter vector within its radius when each row's score is
+        farther than that from the threshold.
+
+        Args:
+            X: shape (m, d) rows.
+            thetas: shape (K, d + 1) parameter vectors (intercept last).
+            radius: shape (K,) max-norm bounds on their distance to the parameters whose predictions are wanted.
+
+        Returns:
+            (predictions (K, m) int64, decided (K,) bool).
+        """
+        thetas = np.atleast_2d(thetas)
+        X = np.asarray(X, dtype=np.float64)
+        shifted = X @ thetas[:, :-1].T + (thetas[:, -1] - self.score_threshold)  # (m, K) scores - threshold
+        reach = (np.abs(X).sum(axis=1) + 1.0)[:, None] * np.asarray(radius, dtype=np.float64)[None, :]
+        decided = (np.abs(shifted) > reach).all(axis=0)
+        return (shifted.T > 0).astype(np.int64), decided
