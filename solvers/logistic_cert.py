@@ -82,6 +82,35 @@ def remainder(f: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return np.minimum(best, sc) + 1e-15
 
 
+def remainder_range(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least and largest phi(d) = sigma(f + d) - sigma(f) - sigma'(f) d over lo <= d <= hi, elementwise.
+
+    Args:
+        f: shape (n,) scores.
+        lo, hi: shape (n,) the shift range, lo <= 0 <= hi.
+
+    Returns:
+        (low, high), each shape (n,), low <= 0 <= high. phi'(d) = sigma'(f + d) - sigma'(f) vanishes only at d = 0
+        and d = -2 f, so the extremes over the interval sit at its ends, at 0 or at -2 f. A floor of 1e-15 covers
+        the rounding of the differences (sigma is computed to an absolute 1e-16), and the self-concordant bound
+        |phi(d)| <= sigma'(f) (e^|d| - 1 - |d|) guards against cancellation where sigma'(f) is tiny.
+    """
+    d1 = _sigmoid(f) * _sigmoid(-f)
+    s0 = _sigmoid(f)
+    low = np.zeros_like(f)
+    high = np.zeros_like(f)
+    for d in (lo, hi, np.clip(-2.0 * f, lo, hi)):
+        v = _sigmoid(f + d) - s0 - d1 * d
+        low = np.minimum(low, v)
+        high = np.maximum(high, v)
+
+    def cap(r):
+        return d1 * np.where(r < 1e-4, r ** 2 / 2 + r ** 3 / 6, np.expm1(r) - r)
+
+    r = np.maximum(-lo, hi)
+    return np.maximum(low, -cap(r)) - 1e-15, np.minimum(high, cap(r)) + 1e-15
+
+
 @dataclass
 class ScoreIntervals:
     """Certified score intervals of one branch-and-bound node, affine in the flips of its free candidates.
@@ -168,82 +197,124 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     k = int(min(budget, len(free)))
     res = np.abs(XH @ r0)
     if k > 0:
-        # max over |A| <= k of |sum_{l in A} L_il|: the k largest positive or the k largest negative entries.
+        # The reach of x_i^T Delta_lin over |A| <= k: the k largest positive and the k largest negative entries.
         up = np.partition(np.maximum(Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
         down = np.partition(np.maximum(-Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
-        rho_lin = np.maximum(up, down) + res + 1e-12
     else:
-        rho_lin = res + 1e-12
-    pair = np.abs(XH @ X.T) if n <= MAX_PAIRWISE_ROWS else None  # |x_i^T H^{-1} x_l|
+        up = down = np.zeros(n)
+    lin_lo = -(down + res + 1e-12)  # x_i^T Delta_lin lies in [lin_lo_i, lin_hi_i] for every allowed A
+    lin_hi = up + res + 1e-12
+    rho_lin = np.maximum(-lin_lo, lin_hi)
+    P = XH @ X.T if n <= MAX_PAIRWISE_ROWS else None  # x_i^T H^{-1} x_l (signed)
+    pair = None if P is None else np.abs(P)
     weight = C * w * l2
+    cw = C * w
 
-    def err(rho, rows_H=None, rows_lev=None):
-        u = C * w * remainder(f, rho)
+    def nonlinear(lo, hi, rows_P=None, rows_pair=None, rows_lev=None, mask=None):
+        """Range of -e_i^T H^{-1} X^T v over every v allowed by the shift ranges [lo, hi] (training rows)."""
+        vlo, vhi = remainder_range(f, lo, hi)
+        vlo, vhi = cw * vlo, cw * vhi
+        if mask is not None:
+            vlo, vhi = np.where(mask, vlo, 0.0), np.where(mask, vhi, 0.0)
+        u = np.maximum(-vlo, vhi)
         if np.any((weight <= 0) & (u > 0)):
             norm = math.inf  # a row without curvature (l'' underflowed) but a possible remainder
         else:
             norm = math.sqrt(float(np.sum(np.divide(u ** 2, weight, out=np.zeros_like(u), where=weight > 0))))
-        out = (lev if rows_lev is None else rows_lev) * norm
-        P = pair if rows_H is None else rows_H
-        if P is not None:
-            out = np.minimum(out, P @ u)
-        return out, norm
+        e = (lev if rows_lev is None else rows_lev) * norm
+        lo_out, hi_out = -e, e
+        Pm = P if rows_P is None else rows_P
+        if Pm is not None:
+            # sum_l P_il v_l over the box vlo <= v <= vhi: centre P mid +- |P| half.
+            c = Pm @ (0.5 * (vlo + vhi))
+            h = (pair if rows_pair is None else rows_pair) @ (0.5 * (vhi - vlo))
+            # Rounding of the two products: a relative 1e-12 of their magnitude.
+            slack = 1e-12 * ((pair if rows_pair is None else rows_pair) @ u) + 1e-15
+            lo_out, hi_out = np.maximum(lo_out, -c - h - slack), np.minimum(hi_out, -c + h + slack)
+        return lo_out, hi_out, norm
 
     driver = int(free[int(np.argmax(np.abs(Lmat).max(axis=0)))]) if len(free) else None
     X_eval, _, _ = problem.evaluation_set
     E = np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(X_eval))]
     EH = hsolve(E.T).T
     base = E @ theta - firm.score_threshold - EH @ r0
-    model = AffineScores(base=base, slope=EH @ Q.T, center=np.zeros(len(free)))
-    rho = rho_lin.copy()
+    slope = EH @ Q.T
+    # Fixed point over shift ranges D = [lo, hi] (per training row): T(D) = linear reach + nonlinear range under D.
+    lo, hi = lin_lo.copy(), lin_hi.copy()
     converged = False
     it = 0
     for it in range(max_iter):
-        e, _ = err(rho)
-        new = rho_lin + e
-        if not np.all(np.isfinite(new)) or new.max() > max_shift:
+        nlo, nhi, _ = nonlinear(lo, hi)
+        new_lo, new_hi = lin_lo + nlo, lin_hi + nhi
+        if not (np.all(np.isfinite(new_lo)) and np.all(np.isfinite(new_hi))) or max(-new_lo.min(),
+                                                                                    new_hi.max()) > max_shift:
             break
-        if np.max(new - rho) <= 1e-12 * (1.0 + rho.max()):
-            rho, converged = new, True
+        grow = max(np.max(lo - new_lo), np.max(new_hi - hi))
+        lo, hi = np.minimum(lo, new_lo), np.maximum(hi, new_hi)
+        if grow <= 1e-12 * (1.0 + max(-lo.min(), hi.max())):
+            converged = True
             break
-        rho = new
         if deadline is not None and time.perf_counter() > deadline:
             break
+    model = AffineScores(base=base, slope=slope, center=np.zeros(len(free)))
     if converged:
-        rho = rho * (1.0 + 1e-6) + 1e-12
-        e, norm = err(rho)
-        converged = bool(np.all(rho_lin + e <= rho))  # the explicit check that rho bounds every shift
+        # Epsilon-inflation: widen the ranges a little and check explicitly that T maps them strictly inside
+        # themselves; where it does not (the widening also grows the nonlinear part, through other rows), take the
+        # image and try again.
+        converged = False
+        for _ in range(100):
+            lo_try = lo - 1e-4 * (lin_lo - lo) + 1e-6 * lo - 1e-12
+            hi_try = hi + 1e-4 * (hi - lin_hi) + 1e-6 * hi + 1e-12
+            nlo, nhi, norm = nonlinear(lo_try, hi_try)
+            if np.all(lin_lo + nlo > lo_try) and np.all(lin_hi + nhi < hi_try):
+                lo, hi, converged = lo_try, hi_try, True
+                break
+            lo, hi = np.minimum(lo_try, lin_lo + nlo), np.maximum(hi_try, lin_hi + nhi)
+            if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))) or max(-lo.min(), hi.max()) > max_shift:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                break
     if not converged:
         return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=np.full(len(E), np.inf),
                               rho=np.full(n, np.inf), certified=False, driver=driver,
                               info={"iterations": it + 1, "diverged": True})
+    rho = np.maximum(-lo, hi)
+    e = np.maximum(-nlo, nhi)  # |x_l^T (Delta - Delta_lin)| <= e_l
     lev_e = np.sqrt(np.maximum(np.einsum("ij,ij->i", EH, E), 0.0))
-    pair_e = None if pair is None else np.abs(EH @ X.T)
-    radius, _ = err(rho, rows_H=pair_e, rows_lev=lev_e)
-    # The flip-dependent half-width: heavy rows through their secant-slope deviation, the rest through the norm.
-    u = C * w * remainder(f, rho)
+    P_e = None if P is None else EH @ X.T
+    pair_e = None if P_e is None else np.abs(P_e)
+    elo, ehi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e)
+    # The evaluation score minus the model lies in [elo, ehi]: centre the model there.
+    mid = 0.5 * (elo + ehi)
+    radius = 0.5 * (ehi - elo) + 1e-15
+    model = AffineScores(base=base + mid, slope=slope, center=np.zeros(len(free)))
+    # The flip-dependent half-width: heavy rows through their secant-slope deviation, the rest through their range.
+    vlo, vhi = remainder_range(f, lo, hi)
+    u = cw * np.maximum(-vlo, vhi)
     share = np.divide(u ** 2, weight, out=np.full_like(u, np.inf), where=weight > 0)
     T = np.argsort(-share, kind="stable")[:min(heavy, n)]
     light = np.ones(n, dtype=bool)
     light[T] = False
-    norm_light = math.sqrt(float(np.sum(share[light]))) if np.all(np.isfinite(share[light])) else math.inf
-    r_light = lev_e * norm_light
-    if pair_e is not None:
-        r_light = np.minimum(r_light, pair_e[:, light] @ u[light])
+    if np.all(np.isfinite(share[light])):
+        llo, lhi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e, mask=light)
+        r_light = np.maximum(lhi - mid, mid - llo)
+    else:
+        r_light = np.full(len(E), np.inf)
     radius_affine = None
     if np.all(np.isfinite(r_light)):
-        fT, rT = f[T], rho[T]
+        fT = f[T]
         d1 = _sigmoid(fT) * _sigmoid(-fT)
-        lo, hi = fT - rT, fT + rT
-        peak = np.clip(0.0, lo, hi)
-        s_dev = np.maximum(d1 - np.minimum(_sigmoid(lo) * _sigmoid(-lo), _sigmoid(hi) * _sigmoid(-hi)),
+        # The secant slope from f to f + d, d in [lo, hi], lies between the least and largest l'' on [f+lo, f+hi].
+        a, b = fT + lo[T], fT + hi[T]
+        peak = np.clip(0.0, a, b)
+        s_dev = np.maximum(d1 - np.minimum(_sigmoid(a) * _sigmoid(-a), _sigmoid(b) * _sigmoid(-b)),
                            _sigmoid(peak) * _sigmoid(-peak) - d1) + 1e-15
         wT = C * w[T] * s_dev
         PT = np.abs(EH @ X[T].T)  # (m, |T|)
         # |d_l| <= |x_l^T Delta_lin| + e_l <= sum_k |L_lk| z_k + res_l + e_l (e: the checked nonlinear bound).
-        r0 = r_light + PT @ (wT * (res[T] + e[T]))
+        r0_aff = r_light + PT @ (wT * (res[T] + e[T])) + 1e-15
         R = PT @ (wT[:, None] * np.abs(Lmat[T]))
-        radius_affine = (r0, R)
+        radius_affine = (r0_aff, R)
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
                           radius_affine=radius_affine, driver=driver,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
