@@ -261,14 +261,17 @@ def test_fit_near_from_an_anchor_equals_newton_for_every_loss():
         ya = torch.as_tensor(y.copy())
         ya[anchor_rows] = 1 - ya[anchor_rows]
         theta = firm.fit_params(Xd, ya, sample_weight=sw)
-        model = firm.local_model(theta, Xd, ya, sw)
         Y = ya.expand(12, n).clone()
         for k in range(12):
-            flip = rng.choice(n, 1 + k % 3, replace=False)
+            flip = rng.choice(n, 1 + 3 * k, replace=False)  # 1 to 34 flips away from the anchor
             Y[k, flip] = 1 - Y[k, flip]
-        near = firm.fit_near(Xd, Y, model, sample_weight=sw)
         newton = firm.fit_params(Xd, Y, sample_weight=sw)
-        torch.testing.assert_close(near, newton, rtol=0, atol=1e-9)
+        # With the third-derivative tensor (logistic) and without it (Anderson-mixed chord steps).
+        for third_order in (True, False):
+            model = firm.local_model(theta, Xd, ya, sw, third_order=third_order)
+            assert (model.tensor is not None) == (third_order and loss == "logistic")
+            near = firm.fit_near(Xd, Y, model, sample_weight=sw)
+            torch.testing.assert_close(near, newton, rtol=0, atol=1e-9)
 
 
 def test_predictions_from_loose_retraining_equal_exact_ones_at_the_threshold():

@@ -45,7 +45,9 @@ move it (:meth:`LinearFirm.predict_decided`); the others are retrained to ``tol`
 
 NEAR_MAX_RATIO = 0.5
 """:meth:`LinearFirm.fit_near` hands a batch member to damped Newton once one of its steps is not at most this
-fraction of the one before (the local model does not contract there)."""
+fraction of the one before (the local model does not contract there). With Anderson mixing (no tensor), whose
+steps need not shrink monotonically, only a step larger than the one before hands it over: on Adult, 16 of 64
+random 100-flip sets did at 0.5, none at 1."""
 
 OUTER_MAX_BYTES = 1 << 26
 """Batched Hessians are assembled from the rows' outer products (n * p * p / 2 entries) when these fit in twice
@@ -88,6 +90,33 @@ class LinearModel:
         if self.loss != "logistic":
             raise FairflipError(f"the {self.loss} firm has no probabilities; use decision_function")
         return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+
+ANDERSON_MEMORY = 2
+"""Past chord steps :meth:`LinearFirm.fit_near` mixes into each new one when it has no third-derivative tensor
+(large p). Measured on Adult (p = 91, 64 one-flip moves from a 50-flip anchor): 13 passes over X without mixing,
+7 with a memory of 2, 3 or 5 (the same optimum to 1e-12)."""
+
+
+def _anderson(theta: torch.Tensor, step: torch.Tensor,
+              history: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list]:
+    """One Anderson-accelerated update of the chord iteration theta <- theta - step, for every member.
+
+    The chord map's residuals -step at the last ``ANDERSON_MEMORY + 1`` iterates are combined by least squares
+    (the combination whose residual is smallest) and the same combination of the chord updates is taken. theta,
+    step (K, p); history: earlier (theta, -step) pairs, oldest first. Returns (new theta, updated history)."""
+    history = (history + [(theta, -step)])[-(ANDERSON_MEMORY + 1):]
+    if len(history) < 2:
+        return theta - step, history
+    dX = torch.stack([b[0] - a[0] for a, b in zip(history, history[1:])], -1)  # (K, p, m)
+    dF = torch.stack([b[1] - a[1] for a, b in zip(history, history[1:])], -1)
+    A = dF.transpose(1, 2) @ dF
+    ridge = 1e-12 * A.diagonal(dim1=-2, dim2=-1).sum(-1) + torch.finfo(A.dtype).tiny
+    A = A + ridge[:, None, None] * torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    gamma, info = torch.linalg.solve_ex(A, dF.transpose(1, 2) @ (-step).unsqueeze(-1))
+    mixed = theta - step - ((dX + dF) @ gamma).squeeze(-1)
+    plain = (info != 0) | ~torch.isfinite(mixed).all(-1)
+    return torch.where(plain[:, None], theta - step, mixed), history
 
 
 @dataclass
@@ -288,7 +317,7 @@ class LinearFirm:
         corrected to first order in the distance from the anchor by its third-derivative tensor when there is
         one; the first step solves the anchor's cubic model of the gradient (a few (p, p) solves, no pass over
         X). Near the anchor the steps then shrink by about that distance squared (without a tensor: a chord
-        iteration with the anchor's Hessian). No line search and no (K, p, p) Hessian from X: a batch of moves
+        iteration with the anchor's Hessian, accelerated by Anderson mixing of its last steps). No line search and no (K, p, p) Hessian from X: a batch of moves
         one or two flips from the anchor costs a few products with X instead of several per Newton step. The
         fixed point is the same optimum and the stopping rule is :meth:`fit_params`'s (every step below
         ``tol``, then taken); a member whose steps stop shrinking (ratio above ``NEAR_MAX_RATIO``) or turn
@@ -303,8 +332,9 @@ class LinearFirm:
             changed: optional (member (m,), row (m,)) index pairs holding every entry where ``Y`` differs from
                 ``model.y`` (found by a scan of ``Y`` when None; extra pairs where they agree are harmless).
             tol: the stopping tolerance on the steps (default: the firm's ``tol``). A looser one stops after the
-                first step below it, taken: as every step is at most ``NEAR_MAX_RATIO`` of the one before, the
-                distance left to the optimum is at most that last step.
+                first step below it, taken: the distance left to the optimum is then about q / (1 - q) times
+                that step, q the iteration's contraction (below ``NEAR_MAX_RATIO`` with a tensor, where steps
+                shrink by ~1e-3; about 0.16 for the plain chord step on Adult), so at most the step itself.
             return_last: also return each member's last step (max-norm; 0 where Newton took over).
 
         Returns:
@@ -324,6 +354,7 @@ class LinearFirm:
         previous = torch.full((K,), math.inf, dtype=Xd.dtype, device=Xd.device)
         last = torch.zeros(K, dtype=Xd.dtype, device=Xd.device)
         tol = self.tol if tol is None else float(tol)
+        history: list[tuple[torch.Tensor, torch.Tensor]] = []  # Anderson's (iterate, chord step) pairs
 
         def factors(delta: torch.Tensor) -> torch.Tensor:
             H = H0 + (delta @ T.T).reshape(-1, p, p)
@@ -364,19 +395,23 @@ class LinearFirm:
             else:
                 step = solve(factors(th - anchor), g)  # a tensor implies one shared anchor
             size = step.abs().amax(-1)
-            diverging = ~torch.isfinite(size) | (size > NEAR_MAX_RATIO * previous)
-            th = th - step
+            diverging = ~torch.isfinite(size) | (size > (NEAR_MAX_RATIO if T is not None else 1.0) * previous)
             done = size < tol
             finished = done & ~diverging
-            theta[idx[finished]] = th[finished]
+            theta[idx[finished]] = th[finished] - step[finished]
             last[idx[finished]] = size[finished]
             failed[idx[diverging]] = True
+            if T is None:
+                th, history = _anderson(th, step, history)
+            else:
+                th = th - step
             going = ~(done | diverging)
             if bool(going.all()):
                 previous = size
             else:
                 idx, th, Yw, previous = idx[going], th[going], Yw[going], size[going]
                 anchor, L0 = anchor[going], L0[going]
+                history = [(x[going], f[going]) for x, f in history]
         failed[idx] = True  # out of iterations
         if bool(failed.any()):
             rows = torch.nonzero(failed).squeeze(-1)
