@@ -22,8 +22,63 @@ import time
 import numpy as np
 
 
-def check_intervals(problem, budget: int, n_sets: int, seed: int = 0) -> dict:
-    """Retrain ``n_sets`` random flip sets and compare every evaluation score with its certified interval."""
+def validity_sets(problem, budget: int, n_sets: int, found=(), seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """Flip sets of size <= ``budget`` to retrain against the certified intervals, by origin.
+
+    - ``random``: uniform draws (a quarter of them smaller than the budget);
+    - ``adversarial``: for random training rows, the ``budget`` candidates that push the row's linearised score
+      furthest up or down (the sets that reach the largest shifts the intervals must cover);
+    - ``search``: the sets search found (``found``: e.g. greedy prefixes, the incumbent) and random one-swap and
+      one-drop neighbours of them (near-optimal sets, the ones the MILP's bound depends on).
+
+    Returns:
+        {origin: list of sorted int64 arrays}; about ``n_sets`` in all (a third each; all random when ``found``
+        is empty and the budget is 0).
+    """
+    cands = problem.candidates
+    rng = np.random.default_rng(seed)
+    k = min(budget, len(cands))
+    third = max(1, n_sets // 3)
+    out: dict[str, list[np.ndarray]] = {"random": [], "adversarial": [], "search": []}
+    for i in range(third):
+        size = int(rng.integers(1, k + 1)) if i % 4 == 0 else k
+        out["random"].append(np.sort(rng.choice(cands, size=size, replace=False)))
+    X = np.c_[problem.X, np.ones(problem.n)]
+    # x_i^T H^{-1} q_k for random rows i: the linearised shift each candidate causes.
+    theta = problem.fit_flip_sets([np.zeros(0, dtype=np.int64)])[0]
+    f = X @ theta
+    s = 0.5 * (1.0 + np.tanh(0.5 * f))
+    w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
+    C = float(problem.firm.C)
+    reg = np.ones(X.shape[1])
+    reg[-1] = 0.0
+    H = (X.T * (C * w * s * (1 - s))) @ X + np.diag(reg)
+    Q = (C * w[cands] * (1.0 - 2.0 * problem.y[cands]))[:, None] * X[cands]
+    rows = rng.choice(problem.n, size=third, replace=True)
+    Lrows = X[rows] @ np.linalg.solve(H, Q.T)  # (third, c)
+    for i in range(third):
+        order = np.argsort(-Lrows[i] if i % 2 == 0 else Lrows[i], kind="stable")[:k]
+        out["adversarial"].append(np.sort(cands[order]).astype(np.int64))
+    base = [np.asarray(b, dtype=np.int64) for b in found if 0 < len(b) <= k]
+    out["search"].extend(np.sort(b) for b in base)
+    while base and len(out["search"]) < n_sets - 2 * third:
+        b = base[int(rng.integers(len(base)))]
+        if len(b) > 1 and rng.random() < 0.25:
+            new = np.delete(b, int(rng.integers(len(b))))
+        else:
+            outside = np.setdiff1d(cands, b)
+            new = b.copy()
+            new[int(rng.integers(len(b)))] = outside[int(rng.integers(len(outside)))]
+        out["search"].append(np.sort(new).astype(np.int64))
+    return out
+
+
+def check_intervals(problem, budget: int, n_sets: int, seed: int = 0, found=()) -> dict:
+    """Retrain flip sets (see :func:`validity_sets`) and compare every evaluation score with its certified interval.
+
+    The interval of a set is the tighter of the uniform one and the flip-dependent one. Reports, per origin and
+    in all, the violations (must be 0) and the ratio of the observed error |true - model| to the half-width.
+    """
     from fairflip.solvers.logistic_cert import logistic_intervals
 
     cands = problem.candidates
@@ -32,32 +87,44 @@ def check_intervals(problem, budget: int, n_sets: int, seed: int = 0) -> dict:
     out: dict = {"budget": budget, "certified": iv.certified, "intervals_s": time.perf_counter() - start}
     if not iv.certified:
         return out
-    rng = np.random.default_rng(seed)
-    sets = [np.sort(rng.choice(cands, size=int(rng.integers(1, budget + 1)) if i % 4 == 0 else budget,
-                               replace=False)) for i in range(n_sets)]
+    groups = validity_sets(problem, budget, n_sets, found=found, seed=seed)
     X_eval = problem.evaluation_set[0]
     E = np.c_[X_eval, np.ones(len(X_eval))]
-    F = E @ problem.fit_flip_sets(sets).T - problem.firm.score_threshold  # (m, K) true scores
-    Z = np.stack([np.isin(cands, s).astype(float) for s in sets], axis=1)
-    err = np.abs(F - (iv.model.base[:, None] + iv.model.slope @ Z))
-    radius = iv.radius[:, None]
-    if iv.radius_affine is not None:
-        r0, R = iv.radius_affine
-        radius = np.minimum(radius, r0[:, None] + R @ Z)
-    ratio = err / radius
-    out.update(sets=n_sets, rows=int(F.shape[0]), violations=int((err > radius).sum()),
-               ratio_median=float(np.median(ratio)), ratio_p99=float(np.quantile(ratio, 0.99)),
-               ratio_max=float(ratio.max()), radius_median=float(np.median(radius)),
-               error_max=float(err.max()), max_shift=iv.info["max_shift"])
+    out["sets"] = 0
+    for origin, sets in list(groups.items()) + [("all", [s for v in groups.values() for s in v])]:
+        if not sets:
+            continue
+        F = E @ problem.fit_flip_sets(sets).T - problem.firm.score_threshold  # (m, K) true scores
+        Z = np.stack([np.isin(cands, s).astype(float) for s in sets], axis=1)
+        err = np.abs(F - (iv.model.base[:, None] + iv.model.slope @ Z))
+        radius = iv.radius[:, None]
+        if iv.radius_affine is not None:
+            r0, R = iv.radius_affine
+            radius = np.minimum(radius, r0[:, None] + R @ Z)
+        ratio = err / radius
+        # Rows whose interval is open for the set (|model| <= half-width): the ones the MILP may set either way.
+        model = iv.model.base[:, None] + iv.model.slope @ Z
+        open_rows = np.abs(model) <= radius
+        out[origin] = {"sets": len(sets), "violations": int((err > radius).sum()),
+                       "ratio_median": float(np.median(ratio)), "ratio_p99": float(np.quantile(ratio, 0.99)),
+                       "ratio_max": float(ratio.max()), "radius_median": float(np.median(radius)),
+                       "error_median": float(np.median(err)), "error_max": float(err.max()),
+                       "open_rows_per_set": float(open_rows.sum(axis=0).mean())}
+        if origin == "all":
+            out["sets"] = len(sets)
+            out["violations"] = out[origin]["violations"]
+    out.update(rows=int(E.shape[0]), max_shift=iv.info["max_shift"], check_s=time.perf_counter() - start)
     return out
 
 
 def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10), time_limit: float = 150.0,
-        check_sets: int = 300, incumbent: str = "greedy") -> list[dict]:
+        check_sets: int = 300, incumbent: str = "both", node_time_limit: float | None = None) -> list[dict]:
     """One row per budget (and, for the logistic firm, one validity check per budget).
 
-    ``incumbent``: ``greedy`` (greedy with exact retraining polished by local search, per budget) or ``oracle``
-    (the ``oracle`` portfolio over every budget in one call: much cheaper at large M or n).
+    ``incumbent``: ``greedy`` (greedy with exact retraining polished by local search, per budget), ``oracle``
+    (the ``oracle`` portfolio over every budget in one call: much cheaper at large M or n) or ``both`` (the
+    better of the two per budget). ``node_time_limit``: HiGHS seconds per branch-and-bound node (default: the
+    whole ``time_limit``, so that the root MILP may use all of it).
     """
     import torch
 
@@ -72,36 +139,42 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
     train, _ = stratified_split(load(dataset), test_size=0.3, seed=0)
     problem, _ = build_problem(train, firm=firm, collective_fraction=0.3, direction="auto", seed=0)
     rows = []
-    found = {}
-    if incumbent == "oracle":
+    oracle = {}
+    if incumbent in ("oracle", "both"):
         start = time.perf_counter()
         results = get_method("oracle").select_many(problem, list(budgets))
         shared = (time.perf_counter() - start) / len(budgets)
-        found = {M: (r.flipped, r.objective, shared, r) for M, r in zip(budgets, results)}
+        oracle = {M: (r.flipped, r.objective, shared, r) for M, r in zip(budgets, results)}
     for M in budgets:
-        if firm == "logistic" and check_sets:
-            rows.append({"kind": "validity", **check_intervals(problem, M, check_sets)})
-            print(json.dumps(rows[-1]), flush=True)
-        if M in found and found[M][3].status == "optimal":  # the portfolio proved it (e.g. by enumeration)
-            r = found[M][3]
-            rows.append({"kind": "bound", "dataset": dataset, "firm": firm, "n": problem.n,
-                         "candidates": int(len(problem.candidates)), "budget": M, "incumbent": r.objective,
-                         "lower_bound": r.lower_bound, "bound_source": r.bound_source, "status": r.status,
-                         "gap": r.objective - r.lower_bound, "bound_s": 0.0, "incumbent_s": found[M][2],
-                         "solver": r.solver, "nodes": None, "time_limit_hit": False})
-            print(json.dumps(rows[-1]), flush=True)
-            continue
-        if M in found:
-            flipped, value, incumbent_s, _ = found[M]
-        else:
+        candidates = []  # (flipped, objective, seconds, origin)
+        searched = []
+        if M in oracle:
+            candidates.append((*oracle[M][:3], "oracle"))
+            searched.append(oracle[M][0])
+        if incumbent in ("greedy", "both"):
             start = time.perf_counter()
             order, _ = greedy_path(problem, M)
             polished = ranked_local_search(problem, np.sort(order), M, max_evaluations=3000)
-            flipped, value, incumbent_s = polished.flipped, polished.objective, time.perf_counter() - start
+            candidates.append((polished.flipped, polished.objective, time.perf_counter() - start, "greedy"))
+            searched += [np.sort(order[:j]) for j in range(1, len(order) + 1)] + [polished.flipped]
+        if firm == "logistic" and check_sets:
+            rows.append({"kind": "validity", **check_intervals(problem, M, check_sets, found=searched)})
+            print(json.dumps(rows[-1]), flush=True)
+        flipped, value, incumbent_s, origin = min(candidates, key=lambda c: c[1])
+        incumbent_s = sum(c[2] for c in candidates)
+        if M in oracle and oracle[M][3].status == "optimal":  # the portfolio proved it (e.g. by enumeration)
+            r = oracle[M][3]
+            rows.append({"kind": "bound", "dataset": dataset, "firm": firm, "n": problem.n,
+                         "candidates": int(len(problem.candidates)), "budget": M, "incumbent": r.objective,
+                         "lower_bound": r.lower_bound, "bound_source": r.bound_source, "status": r.status,
+                         "gap": r.objective - r.lower_bound, "bound_s": 0.0, "incumbent_s": incumbent_s,
+                         "incumbent_from": "oracle", "solver": r.solver, "nodes": None, "time_limit_hit": False})
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         start = time.perf_counter()
         if firm == "logistic":
             r = certify_logistic(problem, M, incumbent=flipped, time_limit=time_limit,
-                                 node_time_limit=min(40.0, time_limit))
+                                 node_time_limit=time_limit if node_time_limit is None else node_time_limit)
         else:
             r = get_method("oracle-convex", formulation="exact-milp", time_limit=time_limit).select(problem, M)
         best = min(value, r.objective)
@@ -109,8 +182,10 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
                      "candidates": int(len(problem.candidates)), "budget": M, "incumbent": best,
                      "lower_bound": r.lower_bound, "bound_source": r.bound_source, "status": r.status,
                      "gap": None if r.lower_bound is None else best - r.lower_bound,
-                     "bound_s": time.perf_counter() - start, "incumbent_s": incumbent_s, "solver": r.solver,
-                     "nodes": r.info.get("nodes"), "time_limit_hit": r.time_limit_hit})
+                     "bound_s": time.perf_counter() - start, "incumbent_s": incumbent_s,
+                     "incumbent_from": origin if value <= r.objective else "branch and bound", "solver": r.solver,
+                     "nodes": r.info.get("nodes"), "root_bound": r.info.get("root_bound"),
+                     "time_limit_hit": r.time_limit_hit})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -121,11 +196,13 @@ def main() -> None:
     parser.add_argument("--firm", default="logistic", choices=["logistic", "ridge"])
     parser.add_argument("--budgets", default="1,2,3,5,10")
     parser.add_argument("--time-limit", type=float, default=150.0)
+    parser.add_argument("--node-time-limit", type=float, default=None,
+                        help="HiGHS seconds per branch-and-bound node (default: the whole time limit)")
     parser.add_argument("--check-sets", type=int, default=300)
-    parser.add_argument("--incumbent", default="greedy", choices=["greedy", "oracle"])
+    parser.add_argument("--incumbent", default="both", choices=["greedy", "oracle", "both"])
     args = parser.parse_args()
     run(args.dataset, args.firm, [int(b) for b in args.budgets.split(",")], args.time_limit, args.check_sets,
-        args.incumbent)
+        args.incumbent, args.node_time_limit)
 
 
 if __name__ == "__main__":

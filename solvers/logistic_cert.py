@@ -143,7 +143,7 @@ class ScoreIntervals:
 
 
 def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarray, budget: int, *,
-                       max_iter: int = 2000, max_shift: float = 50.0, heavy: int = 300,
+                       max_iter: int = 2000, max_shift: float = 50.0, boxed: int = 0,
                        deadline: float | None = None) -> ScoreIntervals:
     """Certified score intervals around the flip set ``center`` for adding at most ``budget`` of ``free``.
 
@@ -156,10 +156,9 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         max_shift: a row shift above this means the iteration diverged.
         deadline: optional ``time.perf_counter()`` value after which the fixed-point iteration gives up (no
             certificate).
-        heavy: the training rows with the largest remainders whose share of the error is made affine in the flips
-            (the ``radius_affine`` half-width): for those rows |v_l| <= C w_l s_l |d_l| with s_l the largest
-            deviation of the loss's secant slope from l''(f_l) over |d| <= rho_l, and |d_l| <= sum_k |L_lk| z_k +
-            (residual and nonlinear share), which is affine in z; the other rows enter through the norm bound.
+        boxed: in the flip-dependent interval (``radius_affine``, see :func:`_affine_half_width`), the training
+            rows with the largest worst-case share that enter through their remainder range (a constant) instead of
+            their secant-slope deviation times their shift (affine in z).
 
     Returns:
         the :class:`ScoreIntervals`; ``certified`` is False (and ``radius`` infinite) when the shift bounds diverge
@@ -284,41 +283,102 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     P_e = None if P is None else EH @ X.T
     pair_e = None if P_e is None else np.abs(P_e)
     elo, ehi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e)
-    # The evaluation score minus the model lies in [elo, ehi]: centre the model there.
+    # The evaluation score minus the linear model lies in [elo, ehi] for every allowed A: centre the model there.
     mid = 0.5 * (elo + ehi)
     radius = 0.5 * (ehi - elo) + 1e-15
-    model = AffineScores(base=base + mid, slope=slope, center=np.zeros(len(free)))
-    # The flip-dependent half-width: heavy rows through their secant-slope deviation, the rest through their range.
-    vlo, vhi = remainder_range(f, lo, hi)
-    u = cw * np.maximum(-vlo, vhi)
-    share = np.divide(u ** 2, weight, out=np.full_like(u, np.inf), where=weight > 0)
-    T = np.argsort(-share, kind="stable")[:min(heavy, n)]
-    light = np.ones(n, dtype=bool)
-    light[T] = False
-    if np.all(np.isfinite(share[light])):
-        llo, lhi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e, mask=light)
-        r_light = np.maximum(lhi - mid, mid - llo)
-    else:
-        r_light = np.full(len(E), np.inf)
+    base_out, slope_out = base + mid, slope.copy()
     radius_affine = None
-    if np.all(np.isfinite(r_light)):
-        fT = f[T]
-        d1 = _sigmoid(fT) * _sigmoid(-fT)
-        # The secant slope from f to f + d, d in [lo, hi], lies between the least and largest l'' on [f+lo, f+hi].
-        a, b = fT + lo[T], fT + hi[T]
-        peak = np.clip(0.0, a, b)
-        s_dev = np.maximum(d1 - np.minimum(_sigmoid(a) * _sigmoid(-a), _sigmoid(b) * _sigmoid(-b)),
-                           _sigmoid(peak) * _sigmoid(-peak) - d1) + 1e-15
-        wT = C * w[T] * s_dev
-        PT = np.abs(EH @ X[T].T)  # (m, |T|)
-        # |d_l| <= |x_l^T Delta_lin| + e_l <= sum_k |L_lk| z_k + res_l + e_l (e: the checked nonlinear bound).
-        r0_aff = r_light + PT @ (wT * (res[T] + e[T])) + 1e-15
-        R = PT @ (wT[:, None] * np.abs(Lmat[T]))
-        radius_affine = (r0_aff, R)
+    if P_e is not None and k > 0:
+        radius_affine = _affine_half_width(problem, f, cw, lo, hi, res + e + 1e-12, Lmat, P_e, pair_e, k, boxed,
+                                           base, slope, elo, ehi, radius, base_out, slope_out)
+    model = AffineScores(base=base_out, slope=slope_out, center=np.zeros(len(free)))
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
                           radius_affine=radius_affine, driver=driver,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
-                                "median_radius": float(np.median(radius)), "max_radius": float(radius.max())})
+                                "median_radius": float(np.median(radius)), "max_radius": float(radius.max()),
+                                "affine_rows": 0 if radius_affine is None else int((radius_affine[1] > 0).any(1).sum())})
+
+
+def _slope_deviation(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(s_plus, s_minus), shape (n,) each, non-negative: -s_minus |d| <= phi(d) <= s_plus |d| for lo <= d <= hi.
+
+    phi(d) / d is the secant slope of sigma between f and f + d minus sigma'(f); the secant slope is an average of
+    sigma' over [f, f + d], so it lies between the least and largest sigma' there (sigma' peaks at 0 and is
+    monotone on either side, so the extremes over an interval sit at its ends or at 0).
+    """
+
+    def s1(v):
+        return _sigmoid(v) * _sigmoid(-v)
+
+    def extremes(a, b):
+        top = s1(np.clip(0.0, a, b))
+        return np.minimum(s1(a), s1(b)), top
+
+    d1 = s1(f)
+    up_min, up_max = extremes(f, f + hi)  # d > 0: phi(d) / |d| = secant - sigma'(f)
+    dn_min, dn_max = extremes(f + lo, f)  # d < 0: phi(d) / |d| = sigma'(f) - secant
+    s_plus = np.maximum.reduce([np.zeros_like(f), up_max - d1, d1 - dn_min]) + 1e-15
+    s_minus = np.maximum.reduce([np.zeros_like(f), d1 - up_min, dn_max - d1]) + 1e-15
+    return s_plus, s_minus
+
+
+def _affine_half_width(problem, f, cw, lo, hi, ebar, Lmat, P_e, pair_e, k, boxed, base, slope, elo, ehi, radius,
+                       base_out, slope_out):
+    """The flip-dependent interval: model and half-width both affine in z, on the rows the MILP may leave open.
+
+    Training row l's remainder v_l = C w_l phi_l(d_l) lies in [-C w_l s-_l |d_l|, C w_l s+_l |d_l|] (see
+    :func:`_slope_deviation`) and |d_l| <= D_l(z) = sum_k |L_lk| z_k + ebar_l (the linear shift plus the certified
+    residual and nonlinear parts). So evaluation row j's error -sum_l P_jl v_l lies in c0_j + c_j z +- (h0_j +
+    h_j z) with c = P diag(C w (s- - s+) / 2) |L|, h = |P| diag(C w (s+ + s-) / 2) |L| (and the same with ebar for
+    the constants). The ``boxed`` rows with the largest worst-case share enter instead through their remainder
+    range [vlo, vhi] (a constant interval). On those rows the model becomes base + c0 + (slope + c) z (written into
+    ``base_out``/``slope_out``) and the uniform radius is widened to hold around it: the old interval [elo, ehi]
+    around the linear model is [elo - c0 - c z, ehi - c0 - c z] around the new one, and c z ranges over the k
+    largest negative and positive entries of c. Rows whose uniform interval already fixes the prediction keep the
+    uniform interval (R = 0, r0 = radius). Modifies ``radius``, ``base_out`` and ``slope_out`` in place.
+
+    Returns:
+        (r0 shape (m,), R shape (m, c')), both non-negative.
+    """
+    lower, upper = AffineScores(base=base_out, slope=slope_out, center=np.zeros(slope.shape[1])).score_bounds(k)
+    rows = np.flatnonzero((lower - radius <= 0) & (upper + radius >= 0))
+    r0 = radius.copy()
+    R = np.zeros_like(slope)
+    if len(rows) == 0:
+        return r0, R
+    s_plus, s_minus = _slope_deviation(f, lo, hi)
+    g = cw * 0.5 * (s_minus - s_plus)
+    h = cw * 0.5 * (s_plus + s_minus)
+    absL = np.abs(Lmat)
+    reach = np.partition(absL, -k, axis=1)[:, -k:].sum(axis=1) if k < absL.shape[1] else absL.sum(axis=1)
+    boxed_rows = np.zeros(len(f), dtype=bool)
+    if boxed > 0:
+        worst = h * (reach + ebar)  # the affine half-width's share at its widest
+        boxed_rows[np.argsort(-worst, kind="stable")[:min(boxed, len(f))]] = True
+    g_a, h_a = np.where(boxed_rows, 0.0, g), np.where(boxed_rows, 0.0, h)
+    PJ, AJ = P_e[rows], pair_e[rows]
+    c = PJ @ (g_a[:, None] * absL)
+    hz = AJ @ (h_a[:, None] * absL)
+    c0 = PJ @ (g_a * ebar)
+    h0 = AJ @ (h_a * ebar)
+    if boxed_rows.any():
+        vlo, vhi = remainder_range(f, lo, hi)
+        vlo, vhi = np.where(boxed_rows, cw * vlo, 0.0), np.where(boxed_rows, cw * vhi, 0.0)
+        c0 = c0 - PJ @ (0.5 * (vlo + vhi))
+        h0 = h0 + AJ @ (0.5 * (vhi - vlo))
+    # Rounding of the products: a relative 1e-12 of their magnitude.
+    h0 = h0 + 1e-12 * (AJ @ (h * (reach + ebar)) + np.abs(c0)) + 1e-15
+    hz = hz * (1.0 + 1e-10)
+    kk = min(k, c.shape[1])
+    c_max = np.partition(np.maximum(c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
+    c_min = -np.partition(np.maximum(-c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
+    uni = np.maximum(ehi[rows] - c0 - c_min, c0 + c_max - elo[rows]) + 1e-15
+    base_out[rows] = base[rows] + c0
+    slope_out[rows] = slope[rows] + c
+    radius[rows] = uni
+    r0[rows] = h0
+    R[rows] = hz
+    return r0, R
 
 
 @dataclass(order=True)
