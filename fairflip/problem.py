@@ -255,7 +255,8 @@ class FlipProblem:
             elif len(rows):
                 theta = firm.fit_params(Xd, y, sample_weight=cache["sw"], init=theta,
                                         preconditioner=cache["factor"])
-            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"]))
+            # Large p: the unflipped Hessian's factor (already formed) instead of a new O(n p^2) Hessian.
+            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"], factor=cache["factor"]))
         return cache[slot][1]
 
     def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None, *,
@@ -275,10 +276,9 @@ class FlipProblem:
             # Retrain to a loose tolerance, keep the predictions its last steps cannot change, retrain the rest
             # to the firm's own tolerance.
             thetas, last = self._fit(flip_sets, around=around, tol=NEAR_LOOSE_TOL)
-            thetas = thetas.cpu().numpy()
             if last is None:
-                return firm.predict_many(X_eval, thetas)
-            P, decided = firm.predict_decided(X_eval, thetas, last.cpu().numpy())
+                return firm.predict_many(X_eval, thetas.cpu().numpy())
+            P, decided = firm.predict_decided(self._design_of(X_eval), thetas, last)
             redo = np.flatnonzero(~decided)
             if len(redo):
                 exact = self.fit_flip_sets([flip_sets[k] for k in redo], around=around)
@@ -287,6 +287,18 @@ class FlipProblem:
         Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
                          for k in range(len(Y))])
+
+    def _design_of(self, X: np.ndarray):
+        """The firm's design matrix of X: the training state's for the training rows, one kept for the
+        validation rows, a fresh one otherwise."""
+        cache = self.training_state()
+        if X is self.X:
+            return cache["Xd"]
+        if self.validation is not None and X is self.validation[0]:
+            if "Xd_validation" not in cache:
+                cache["Xd_validation"] = self.firm.design(X)
+            return cache["Xd_validation"]
+        return self.firm.design(X)
 
     def objective_of(self, flip_sets: list[np.ndarray], *, around: np.ndarray | None = None) -> np.ndarray:
         """The true (hard-prediction) objective of each flip set after exact retraining, shape (K,).

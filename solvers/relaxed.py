@@ -167,8 +167,10 @@ def toggle_gains(bilevel: SoftFlipBilevel, flipped_mask: np.ndarray, *, solver: 
 def make_ranker(problem: FlipProblem, bilevel: SoftFlipBilevel, *, solver: LinearSolver = "auto"):
     """A local-search ranker (flip set -> toggle gains (c,)) from the surrogate's hypergradient.
 
-    The flip set's optimum and Hessian come from the problem's local model (shared with the search's
-    retraining around the same set) when the solver is ``auto`` or ``cholesky``."""
+    The flip set's optimum and Hessian factor come from the problem's local model (shared with the search's
+    retraining around the same set) when the solver is ``auto`` or ``cholesky``; for large p that factor is the
+    unflipped Hessian's (see :meth:`FlipProblem.local_model`), so the gains are then approximate, which only
+    changes the order in which moves are tried."""
     cands = problem.candidates
 
     def rank(flipped: np.ndarray) -> np.ndarray:

@@ -301,12 +301,12 @@ def test_predictions_from_loose_retraining_equal_exact_ones_at_the_threshold():
             rows.append(x)
     X_eval = np.array(rows)
     loose, last = problem._fit(sets, tol=1e-6)
-    _, decided = firm.predict_decided(X_eval, loose.numpy(), last.numpy())
+    _, decided = firm.predict_decided(firm.design(X_eval), loose, last)
     assert not decided.any()  # every member has a row within reach of its last step: all go to exact retraining
     near = np.flatnonzero(np.arange(len(rows)) % 3 != 0)  # the rows 1e-9 away (exact ties are rounding's call)
     exact = firm.predict_many(X_eval, thetas)
     np.testing.assert_array_equal(problem.predictions(sets, X_eval)[:, near], exact[:, near])
     # Far from every threshold, the loose parameters' predictions are kept (and are the exact ones).
     far = rng.normal(size=(50, 4)) * 3
-    P, decided = firm.predict_decided(far, loose.numpy(), last.numpy())
+    P, decided = firm.predict_decided(firm.design(far), loose, last)
     np.testing.assert_array_equal(P[decided], firm.predict_many(far, thetas)[decided])

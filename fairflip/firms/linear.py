@@ -57,6 +57,19 @@ this many bytes (small p), else from a scaled copy of X per chunk of the batch."
 _outer: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
 
 
+_l1 = WeakTensorKeyDictionary()
+
+
+def _row_l1(Xd: torch.Tensor) -> torch.Tensor:
+    """||x_i||_1 of every row of a design matrix, (m,), kept while Xd lives."""
+    cached = _l1.get(Xd)
+    if cached is None:
+        cached = Xd.abs().sum(-1)
+        if not Xd.requires_grad:
+            _l1[Xd] = cached
+    return cached
+
+
 def _outer_products(Xd: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
     """Upper triangles of the rows' outer products, (n, p (p + 1) / 2), kept while Xd lives (design matrices
     are never modified in place)."""
@@ -269,15 +282,22 @@ class LinearFirm:
         return L if int(info) == 0 else None
 
     def local_model(self, theta: torch.Tensor, Xd: torch.Tensor, y: torch.Tensor,
-                    sw: torch.Tensor | None = None, *, third_order: bool = True) -> LocalModel | None:
+                    sw: torch.Tensor | None = None, *, third_order: bool = True,
+                    factor: torch.Tensor | None = None) -> LocalModel | None:
         """The :class:`LocalModel` at ``theta`` (p,) for the labels ``y`` (n,) (their optimum), or a batch of K
         anchors, theta (K, p) and y (K, n) (fields then carry a leading K; no tensor). None when a Hessian there
-        is not positive definite. ``third_order=False`` leaves the tensor out."""
+        is not positive definite. ``third_order=False`` leaves the tensor out. ``factor``: a Cholesky factor
+        (p, p) of a nearby Hessian to use instead of the one at theta (large p, where forming it costs
+        O(n p^2); the iteration then converges a little more slowly to the same optimum)."""
         batched = theta.ndim == 2
-        H = self.hessian(torch.atleast_2d(theta), Xd, torch.atleast_2d(y), sw)
-        L, info = torch.linalg.cholesky_ex(H)
-        if bool((info != 0).any()):
-            return None
+        if factor is not None and not batched:
+            L = factor[None]
+            H = L @ L.transpose(-1, -2)
+        else:
+            H = self.hessian(torch.atleast_2d(theta), Xd, torch.atleast_2d(y), sw)
+            L, info = torch.linalg.cholesky_ex(H)
+            if bool((info != 0).any()):
+                return None
         if batched:
             return LocalModel(theta, y, H, L, None)
         H, L = H[0], L[0]
@@ -367,6 +387,7 @@ class LinearFirm:
         def solve(L: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
             return torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
 
+        live = torch.ones(K, dtype=torch.bool, device=Xd.device)  # members of the working batch still iterating
         for it in range(self.max_iter):
             if not len(idx):
                 break
@@ -375,8 +396,9 @@ class LinearFirm:
                 if changed is None:
                     changed = (Yw != model.y).nonzero(as_tuple=True)
                 weight = (Yw[changed] - model.y[changed[1]]) * model.label_slope[changed[1]]
-                g = model.gradient.expand(len(idx), p).clone()
-                g.index_add_(0, changed[0], weight[:, None] * Xd[changed[1]])
+                tilt = torch.sparse_coo_tensor(torch.stack(changed), weight, (len(idx), Xd.shape[0]),
+                                               check_invariants=False)
+                g = model.gradient + torch.sparse.mm(tilt, Xd)
             else:
                 G = loss.d1(scores(th, Xd), Yw)
                 if sample_weight is not None:
@@ -397,22 +419,24 @@ class LinearFirm:
             size = step.abs().amax(-1)
             diverging = ~torch.isfinite(size) | (size > (NEAR_MAX_RATIO if T is not None else 1.0) * previous)
             done = size < tol
-            finished = done & ~diverging
+            finished = done & ~diverging & live
             theta[idx[finished]] = th[finished] - step[finished]
             last[idx[finished]] = size[finished]
-            failed[idx[diverging]] = True
+            failed[idx[diverging & live]] = True
             if T is None:
                 th, history = _anderson(th, step, history)
             else:
                 th = th - step
-            going = ~(done | diverging)
-            if bool(going.all()):
-                previous = size
-            else:
-                idx, th, Yw, previous = idx[going], th[going], Yw[going], size[going]
+            going = ~(done | diverging) & live
+            # Members that stopped keep riding along (their rows are no longer read) until at most half of the
+            # batch is live: compacting copies the (K, n) labels, which costs more than a few wasted rows.
+            if 2 * int(going.sum()) <= len(going) or not bool(going.any()):
+                idx, th, Yw, previous, live = idx[going], th[going], Yw[going], size[going], live[going]
                 anchor, L0 = anchor[going], L0[going]
                 history = [(x[going], f[going]) for x, f in history]
-        failed[idx] = True  # out of iterations
+            else:
+                previous, live = torch.where(going, size, previous), going
+        failed[idx[live]] = True  # out of iterations
         if bool(failed.any()):
             rows = torch.nonzero(failed).squeeze(-1)
             large = p >= PCG_MIN_PARAMS
@@ -612,25 +636,25 @@ class LinearFirm:
         scores = np.asarray(X, dtype=np.float64) @ thetas[:, :-1].T + thetas[:, -1]
         return (scores.T > self.score_threshold).astype(np.int64)
 
-    def predict_decided(self, X: np.ndarray, thetas: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_decided(self, Xd: torch.Tensor, thetas: torch.Tensor,
+                        radius: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Predictions of K parameter vectors known only to within ``radius`` of the true ones, and whether they
         are certain.
 
-        A row's score moves by at most (||x||_1 + 1) * radius_k when theta_k moves by radius_k in max-norm, so
-        member k's predictions are those of every parameter vector within its radius when each row's score is
-        farther than that from the threshold.
+        A row's score moves by at most ||x||_1 * radius_k (x with its intercept entry) when theta_k moves by
+        radius_k in max-norm, so member k's predictions are those of every parameter vector within its radius
+        when each row's score is farther than that from the threshold.
 
         Args:
-            X: shape (m, d) rows.
-            thetas: shape (K, d + 1) parameter vectors (intercept last).
+            Xd: shape (m, p) design matrix of the rows (see :meth:`design`).
+            thetas: shape (K, p) parameter vectors.
             radius: shape (K,) max-norm bounds on their distance to the parameters whose predictions are wanted.
 
         Returns:
-            (predictions (K, m) int64, decided (K,) bool).
+            (predictions (K, m) int64, decided (K,) bool), NumPy.
         """
-        thetas = np.atleast_2d(thetas)
-        X = np.asarray(X, dtype=np.float64)
-        shifted = X @ thetas[:, :-1].T + (thetas[:, -1] - self.score_threshold)  # (m, K) scores - threshold
-        reach = (np.abs(X).sum(axis=1) + 1.0)[:, None] * np.asarray(radius, dtype=np.float64)[None, :]
-        decided = (np.abs(shifted) > reach).all(axis=0)
-        return (shifted.T > 0).astype(np.int64), decided
+        thetas = torch.atleast_2d(thetas.to(Xd))
+        shifted = scores(thetas, Xd) - self.score_threshold  # (K, m)
+        reach = radius.to(Xd)[:, None] * _row_l1(Xd)[None, :]
+        decided = (shifted.abs() > reach).all(-1)
+        return (shifted > 0).to(torch.int64).cpu().numpy(), decided.cpu().numpy()
