@@ -203,7 +203,6 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         up = down = np.zeros(n)
     lin_lo = -(down + res + 1e-12)  # x_i^T Delta_lin lies in [lin_lo_i, lin_hi_i] for every allowed A
     lin_hi = up + res + 1e-12
-    rho_lin = np.maximum(-lin_lo, lin_hi)
     P = XH @ X.T if n <= MAX_PAIRWISE_ROWS else None  # x_i^T H^{-1} x_l (signed)
     pair = None if P is None else np.abs(P)
     weight = C * w * l2
@@ -288,15 +287,16 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     radius = 0.5 * (ehi - elo) + 1e-15
     base_out, slope_out = base + mid, slope.copy()
     radius_affine = None
-    if P_e is not None and k > 0:
-        radius_affine = _affine_half_width(problem, f, cw, lo, hi, res + e + 1e-12, Lmat, P_e, pair_e, k, boxed,
-                                           base, slope, elo, ehi, radius, base_out, slope_out)
+    if k > 0:
+        radius_affine = _affine_half_width(f, cw, lo, hi, res + e + 1e-12, Lmat, EH, X, k, boxed, base, slope, elo,
+                                           ehi, radius, base_out, slope_out)
     model = AffineScores(base=base_out, slope=slope_out, center=np.zeros(len(free)))
+    affine_rows = 0 if radius_affine is None else int((radius_affine[1] > 0).any(axis=1).sum())
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
                           radius_affine=radius_affine, driver=driver,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
                                 "median_radius": float(np.median(radius)), "max_radius": float(radius.max()),
-                                "affine_rows": 0 if radius_affine is None else int((radius_affine[1] > 0).any(1).sum())})
+                                "affine_rows": affine_rows})
 
 
 def _slope_deviation(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,8 +322,8 @@ def _slope_deviation(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.
     return s_plus, s_minus
 
 
-def _affine_half_width(problem, f, cw, lo, hi, ebar, Lmat, P_e, pair_e, k, boxed, base, slope, elo, ehi, radius,
-                       base_out, slope_out):
+def _affine_half_width(f, cw, lo, hi, ebar, Lmat, EH, X, k, boxed, base, slope, elo, ehi, radius, base_out,
+                       slope_out, chunk_entries: int = 20_000_000):
     """The flip-dependent interval: model and half-width both affine in z, on the rows the MILP may leave open.
 
     Training row l's remainder v_l = C w_l phi_l(d_l) lies in [-C w_l s-_l |d_l|, C w_l s+_l |d_l|] (see
@@ -356,18 +356,25 @@ def _affine_half_width(problem, f, cw, lo, hi, ebar, Lmat, P_e, pair_e, k, boxed
         worst = h * (reach + ebar)  # the affine half-width's share at its widest
         boxed_rows[np.argsort(-worst, kind="stable")[:min(boxed, len(f))]] = True
     g_a, h_a = np.where(boxed_rows, 0.0, g), np.where(boxed_rows, 0.0, h)
-    PJ, AJ = P_e[rows], pair_e[rows]
-    c = PJ @ (g_a[:, None] * absL)
-    hz = AJ @ (h_a[:, None] * absL)
-    c0 = PJ @ (g_a * ebar)
-    h0 = AJ @ (h_a * ebar)
-    if boxed_rows.any():
-        vlo, vhi = remainder_range(f, lo, hi)
-        vlo, vhi = np.where(boxed_rows, cw * vlo, 0.0), np.where(boxed_rows, cw * vhi, 0.0)
-        c0 = c0 - PJ @ (0.5 * (vlo + vhi))
-        h0 = h0 + AJ @ (0.5 * (vhi - vlo))
-    # Rounding of the products: a relative 1e-12 of their magnitude.
-    h0 = h0 + 1e-12 * (AJ @ (h * (reach + ebar)) + np.abs(c0)) + 1e-15
+    vlo, vhi = remainder_range(f, lo, hi)
+    vlo, vhi = np.where(boxed_rows, cw * vlo, 0.0), np.where(boxed_rows, cw * vhi, 0.0)
+    GL, HL = g_a[:, None] * absL, h_a[:, None] * absL
+    c = np.empty((len(rows), absL.shape[1]))
+    hz = np.empty_like(c)
+    c0 = np.empty(len(rows))
+    h0 = np.empty(len(rows))
+    step = max(1, chunk_entries // max(1, X.shape[0]))
+    for s0 in range(0, len(rows), step):
+        part = slice(s0, s0 + step)
+        PJ = EH[rows[part]] @ X.T  # (rows, n): e_j^T H^{-1} x_l
+        AJ = np.abs(PJ)
+        c[part] = PJ @ GL
+        hz[part] = AJ @ HL
+        c0[part] = PJ @ (g_a * ebar) - PJ @ (0.5 * (vlo + vhi))
+        # Rounding of the products: a relative 1e-12 of their magnitude.
+        h0[part] = AJ @ (h_a * ebar) + AJ @ (0.5 * (vhi - vlo)) + 1e-12 * (AJ @ (h * (reach + ebar) + np.abs(vlo)
+                                                                                   + np.abs(vhi)))
+    h0 = h0 + 1e-12 * np.abs(c0) + 1e-15
     hz = hz * (1.0 + 1e-10)
     kk = min(k, c.shape[1])
     c_max = np.partition(np.maximum(c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
@@ -396,6 +403,7 @@ def certify_logistic(
     incumbent: np.ndarray | None = None,
     time_limit: float = 60.0,
     node_time_limit: float = 20.0,
+    root_time_limit: float | None = None,
     max_nodes: int = 10_000,
     enumerate_max: int = 2_000,
     tolerance: float = 1e-7,
@@ -417,6 +425,8 @@ def certify_logistic(
         node_time_limit: HiGHS seconds per node MILP (a time-limited MILP still gives a valid dual bound).
             HiGHS checks its limit between its own steps and was seen to overrun it by minutes on a COMPAS node
             MILP, so ``time_limit`` is a target, not a hard stop.
+        root_time_limit: HiGHS seconds for the root node's MILP (default: all of ``time_limit``; the root's dual
+            bound is usually the one that decides, and a MILP stopped early gives a weaker one).
         max_nodes: the most nodes expanded.
         enumerate_max: a node with at most this many flip sets is closed by retraining all of them (batched);
             when the root is that small the answer is the enumeration's proven optimum.
@@ -433,7 +443,8 @@ def certify_logistic(
         ``root_bound``.
     """
     budget = check_budget(budget)
-    for name, value in (("time_limit", time_limit), ("node_time_limit", node_time_limit)):
+    for name, value in (("time_limit", time_limit), ("node_time_limit", node_time_limit),
+                        ("root_time_limit", time_limit if root_time_limit is None else root_time_limit)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise FairflipError(f"{name} must be a positive number of seconds, got {value!r}")
     if not isinstance(enumerate_max, (int, np.integer)) or enumerate_max < 0:
@@ -498,7 +509,8 @@ def certify_logistic(
                                                      error_weight=problem.error_weight, tolerance=tolerance,
                                                      radius=intervals.radius,
                                                      radius_affine=intervals.radius_affine)
-            remaining = max(1.0, min(node_time_limit, time_limit - (time.perf_counter() - start)))
+            per_node = node_time_limit if nodes > 1 else (time_limit if root_time_limit is None else root_time_limit)
+            remaining = max(1.0, min(per_node, time_limit - (time.perf_counter() - start)))
             report = solve(prob, z, const, solver="HIGHS", time_limit=remaining, seed=seed)
             solver_name = report.solver
             if report.bound is not None:
