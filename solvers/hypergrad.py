@@ -87,11 +87,14 @@ class SoftFlipBilevel:
                                     preconditioner=self.hessian_factor)
 
     def local_model(self, z: torch.Tensor, theta: torch.Tensor):
-        """The firm's batched local model at theta (B, p) for the labels y(z), or None (large p, where the inner
-        solves are preconditioned instead; a firm without ``local_model``; a Hessian not positive definite)."""
-        if self.hessian_factor is not None or not hasattr(self.firm, "local_model"):
+        """The firm's batched local model at theta (B, p) for the labels y(z), or None (a firm without
+        ``local_model``; a Hessian not positive definite). With a ``hessian_factor`` (large p) the model holds
+        that reference factor instead of the exact Hessians at theta: good enough to start the next inner solve
+        from, not for the hypergradient's solve."""
+        if not hasattr(self.firm, "local_model"):
             return None
-        return self.firm.local_model(theta, self.Xd, self.labels(z.detach()), self.sample_weight, third_order=False)
+        return self.firm.local_model(theta, self.Xd, self.labels(z.detach()), self.sample_weight, third_order=False,
+                                     factor=self.hessian_factor)
 
     def outer(self, theta: torch.Tensor) -> torch.Tensor:
         """Surrogate value of each parameter vector, theta (B, p) -> (B,)."""

@@ -384,8 +384,9 @@ class RelaxedOracle(FlipMethod):
                 # Hessians (the labels moved by one projected step), which the hypergradient then reuses.
                 theta = bilevel.inner(z, init=theta, model=model)
                 model = bilevel.local_model(z, theta) if self.linear_solver in ("auto", "cholesky") else None
+                exact = model is not None and bilevel.hessian_factor is None  # its factors are the Hessians'
                 value, grad = implicit_hypergradient(bilevel, z, theta, solver=self.linear_solver,
-                                                     factor=None if model is None else model.factor)
+                                                     factor=model.factor if exact else None)
             else:
                 value, grad, theta = unrolled_hypergradient(bilevel, z, theta, steps=self.unroll_steps,
                                                             kind=self.unroll_kind)

@@ -287,11 +287,11 @@ class LinearFirm:
         """The :class:`LocalModel` at ``theta`` (p,) for the labels ``y`` (n,) (their optimum), or a batch of K
         anchors, theta (K, p) and y (K, n) (fields then carry a leading K; no tensor). None when a Hessian there
         is not positive definite. ``third_order=False`` leaves the tensor out. ``factor``: a Cholesky factor
-        (p, p) of a nearby Hessian to use instead of the one at theta (large p, where forming it costs
+        (p, p) of a nearby Hessian to use instead of the one(s) at theta (large p, where forming one costs
         O(n p^2); the iteration then converges a little more slowly to the same optimum)."""
         batched = theta.ndim == 2
-        if factor is not None and not batched:
-            L = factor[None]
+        if factor is not None:
+            L = factor.expand(theta.shape[0] if batched else 1, *factor.shape)
             H = L @ L.transpose(-1, -2)
         else:
             H = self.hessian(torch.atleast_2d(theta), Xd, torch.atleast_2d(y), sw)
