@@ -86,7 +86,9 @@ class ConvexOracle(FlipMethod):
             ``score-gap-lp``, ``score-gap-milp`` or ``exact-milp``.
         solver: any installed CVXPY solver (HiGHS by default); MILP formulations need a mixed-integer solver.
         time_limit: seconds per solve (where the solver supports a limit); on the limit the incumbent and the best
-            bound are used.
+            bound are used. With HiGHS it is also a hard wall-clock limit: a solve still running at
+            :func:`solvers.milp.hard_deadline` (the limit plus max(2 s, 10 %)) is stopped, and the result keeps
+            the last incumbent HiGHS reported but no bound (``info["hard_stopped"]``).
         tolerance: half-width of the band around the threshold inside which ``exact-milp`` allows both
             predictions (absolute, plus a relative rounding term; see :func:`solvers.milp.threshold_band`).
         exact_rows: the ``auto`` threshold on evaluation rows.
@@ -203,7 +205,8 @@ class ConvexOracle(FlipMethod):
                 "mip_gap": report.mip_gap, "abs_gap": report.abs_gap, "n_binary": report.n_binary,
                 "solve_time": report.solve_time, "wall_time": report.wall_time,
                 "time_limit_hit": report.time_limit_hit, "solver_version": report.solver,
-                "solver_options": report.options, "load_dependent": report.load_dependent}
+                "solver_options": report.options, "load_dependent": report.load_dependent,
+                "hard_stopped": report.hard_stopped}
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         model = linear.at(np.zeros(0, dtype=np.int64))

@@ -28,12 +28,18 @@ aggregated by the mean (eqod: TPR and FPR gaps), the max (eqod-worst) or taken a
 
 from __future__ import annotations
 
+import atexit
 import functools
+import json
 import os
+import queue
+import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 from fairflip.objectives import Objective, get_objective
 from typing import Any
 
@@ -137,6 +143,9 @@ class SolveReport:
         options: the options the solver ran with (time limit, tolerances, threads, seed).
         load_dependent: True when the answer may change with machine load: the run stopped on a wall-clock
             limit, or ran a solver with no fixed thread count and seed.
+        hard_stopped: True when the solver ran past its hard deadline (see :func:`hard_deadline`) and its process
+            was stopped: ``status`` is then ``user_limit``, ``time_limit_hit`` True, ``bound`` None, and ``z`` /
+            ``objective`` the last improving solution the solver had reported (None if it had found none).
     """
 
     z: np.ndarray | None
@@ -152,6 +161,7 @@ class SolveReport:
     solver: str = ""
     options: dict[str, Any] | None = None
     load_dependent: bool = False
+    hard_stopped: bool = False
 
 
 def _budget_constraints(z: cp.Variable, center: np.ndarray, budget: int, moves: int | None) -> list:
@@ -414,6 +424,261 @@ def _silence_highs_banner() -> None:
         os.close(null)
 
 
+# ----- the hard deadline: HiGHS in a worker process -----
+
+HARD_LIMIT_GRACE_S = 2.0
+"""Least grace, in seconds, between the time limit and the hard deadline (see :func:`hard_deadline`)."""
+HARD_LIMIT_GRACE_FRACTION = 0.1
+"""Grace as a fraction of the time limit, when that is more than :data:`HARD_LIMIT_GRACE_S`."""
+
+# Keywords of ``cp.Problem.solve`` itself (not HiGHS options): with any of them the in-process path is used.
+_CVXPY_SOLVE_KEYWORDS = frozenset({"verbose", "warm_start", "gp", "qcp", "requires_grad", "enforce_dpp",
+                                   "ignore_dpp", "canon_backend", "bibtex", "solver_verbose", "nlp",
+                                   "write_model_file"})
+
+# The worker's runner, "module:function" (see :mod:`fairflip._highs_worker`); tests point it at a stand-in.
+_WORKER_RUNNER = "fairflip._highs_worker:run_highs"
+# Idle workers kept for reuse; more concurrent solves start more workers, and those beyond this are closed.
+_MAX_IDLE_WORKERS = 2
+
+
+def hard_deadline(time_limit: float) -> float:
+    """Seconds after the start of :func:`solve` at which an isolated solve is stopped: ``time_limit`` plus
+    max(:data:`HARD_LIMIT_GRACE_S`, :data:`HARD_LIMIT_GRACE_FRACTION` * ``time_limit``).
+
+    The grace lets the solver stop on its own soft limit (and report its dual bound) whenever it checks its clock;
+    the deadline only catches the steps where it does not (HiGHS's presolve and root LP)."""
+    t = float(time_limit)
+    return t + max(HARD_LIMIT_GRACE_S, HARD_LIMIT_GRACE_FRACTION * t)
+
+
+class _HighsWorker:
+    """One worker process (see :mod:`fairflip._highs_worker`) and a thread that queues its messages."""
+
+    def __init__(self) -> None:
+        from fairflip._highs_worker import BOOTSTRAP
+
+        self.proc = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, json.dumps([str(p) for p in sys.path])],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.messages: queue.SimpleQueue = queue.SimpleQueue()
+        self.reader = threading.Thread(target=self._read, name="fairflip-highs-reader", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        from fairflip._highs_worker import read_message
+
+        try:
+            while True:
+                self.messages.put(read_message(self.proc.stdout))
+        except Exception:  # noqa: BLE001  (EOF, a closed pipe or a cut message: the worker is gone)
+            self.messages.put(None)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, message: Any) -> None:
+        from fairflip._highs_worker import write_message
+
+        write_message(self.proc.stdin, message)
+
+    def stop(self) -> None:
+        """Kill the process (it may be in the middle of a solve) and reap it."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self._reap()
+
+    def close(self) -> None:
+        """Let an idle worker exit by closing its input; kill it if it does not."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=2.0)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.reader.join(timeout=1.0)
+
+
+_idle_workers: list[_HighsWorker] = []
+_workers_lock = threading.Lock()
+
+
+def _take_worker() -> _HighsWorker:
+    with _workers_lock:
+        while _idle_workers:
+            worker = _idle_workers.pop()
+            if worker.alive():
+                return worker
+            worker.stop()
+    return _HighsWorker()
+
+
+def _return_worker(worker: _HighsWorker) -> None:
+    with _workers_lock:
+        if worker.alive() and len(_idle_workers) < _MAX_IDLE_WORKERS:
+            _idle_workers.append(worker)
+            return
+    worker.close()
+
+
+@atexit.register
+def _close_workers() -> None:
+    with _workers_lock:
+        workers = list(_idle_workers)
+        _idle_workers.clear()
+    for worker in workers:
+        worker.close()
+
+
+def _forget_workers() -> None:
+    # A forked child shares its parent's pipes to the workers: it must not use (or close) them.
+    global _workers_lock
+    _idle_workers.clear()
+    _workers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
+def run_isolated(request: dict[str, Any], deadline: float, runner: str | None = None, *,
+                 worker: _HighsWorker | None = None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Run ``runner(request, emit)`` in a worker process and wait for it until ``deadline``.
+
+    Args:
+        request: the runner's input (for :func:`fairflip._highs_worker.run_highs`: the HiGHS model and options).
+        deadline: a :func:`time.perf_counter` time; at that time a solve still running is stopped by killing its
+            process (the next call starts a fresh one).
+        runner: ``"module:function"`` importable in the worker (default: HiGHS).
+        worker: a worker taken with :func:`_take_worker` (it is returned or stopped here); default: take one.
+
+    Returns:
+        (result, incumbent): the runner's result, or None when the deadline stopped it; and the last
+        ``"incumbent"`` payload it emitted (``{"objective": float, "x": array (n,)}``), or None.
+
+    Raises:
+        FairflipError: the runner raised (its message is passed on) or the worker process died.
+    """
+    runner = runner or _WORKER_RUNNER
+    worker = worker or _take_worker()
+    finished = False
+    incumbent = None
+    try:
+        try:
+            worker.send((runner, request))
+        except OSError:  # an idle worker that died since (e.g. killed from outside): one fresh try
+            worker.stop()
+            worker = _HighsWorker()
+            try:
+                worker.send((runner, request))
+            except OSError as exc:
+                code = worker.proc.wait(timeout=10.0)
+                raise FairflipError(f"the HiGHS worker process could not be started (exit code {code}): "
+                                    f"{exc}") from exc
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None, incumbent
+            try:
+                message = worker.messages.get(timeout=left)
+            except queue.Empty:
+                return None, incumbent
+            if message is None:
+                code = worker.proc.wait(timeout=10.0)
+                raise FairflipError(f"the HiGHS worker process exited unexpectedly (exit code {code})")
+            kind, payload = message
+            if kind == "incumbent":
+                incumbent = payload
+            elif kind == "done":
+                finished = True
+                return payload, incumbent
+            elif kind == "error":
+                finished = True
+                raise FairflipError(f"the HiGHS worker failed: {payload}")
+    finally:
+        # A worker stopped mid-solve (deadline, Ctrl-C, an error here) is killed; a finished one is reused.
+        if finished:
+            _return_worker(worker)
+        else:
+            worker.stop()
+
+
+def _highs_request(data: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+    """The HiGHS model of CVXPY's problem data, built as CVXPY's HiGHS interface builds it (checked on 1.9).
+
+    Rows: the equality rows (lower = upper = b) then the inequality rows (A x <= b); columns: bounds from the
+    data, boolean columns clipped to [0, 1], boolean and integer columns integral."""
+    import cvxpy.settings as s
+    from cvxpy.reductions.solvers.conic_solvers.conic_solver import dims_to_solver_dict
+
+    dims = dims_to_solver_dict(data[s.DIMS])
+    A = data[s.A].tocsc()
+    c, b = np.asarray(data[s.C]), np.asarray(data[s.B])
+    leq_start = dims[s.EQ_DIM]
+    leq_end = leq_start + dims[s.LEQ_DIM]
+    row_lower = np.concatenate([b[:leq_start], -np.inf * np.ones(b[leq_start:leq_end].shape)])
+    n = A.shape[1]
+    lb, ub = data.get(s.LOWER_BOUNDS), data.get(s.UPPER_BOUNDS)
+    col_lower = np.full(n, -np.inf, dtype=c.dtype) if lb is None else np.array(lb, dtype=c.dtype)
+    col_upper = np.full(n, np.inf, dtype=c.dtype) if ub is None else np.array(ub, dtype=c.dtype)
+    boolean = np.asarray(data.get(s.BOOL_IDX) or [], dtype=np.int64)
+    integer = np.asarray(data.get(s.INT_IDX) or [], dtype=np.int64)
+    if len(boolean):
+        col_lower[boolean] = np.maximum(col_lower[boolean], 0)
+        col_upper[boolean] = np.minimum(col_upper[boolean], 1)
+    options = dict(opts)
+    options.update(options.pop("highs_options", None) or {})
+    return {"col_cost": c, "col_lower": col_lower, "col_upper": col_upper, "row_lower": row_lower, "row_upper": b,
+            "a_start": A.indptr, "a_index": A.indices, "a_value": A.data,
+            "integer": np.union1d(boolean, integer), "options": options}
+
+
+def _unpack_worker_result(problem: cp.Problem, chain: Any, inverse_data: Any, result: dict[str, Any]) -> None:
+    """Hand a worker's result to CVXPY as its HiGHS interface would (status map, primal and dual values)."""
+    info = dict.fromkeys(("simplex_iteration_count", "ipm_iteration_count", "crossover_iteration_count",
+                          "pdlp_iteration_count", "qp_iteration_count"), 0)
+    info.update({k: v for k, v in result["info"].items() if v is not None or k not in info})
+    results = {"solution": SimpleNamespace(col_value=result["col_value"], row_dual=result["row_dual"]),
+               "info": SimpleNamespace(**info), "model_status": result["model_status"],
+               "run_time": result["run_time"]}
+    if "dual_ray" in result:
+        results["dual_ray"] = (None, None, result["dual_ray"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        problem.unpack_results(results, chain, inverse_data)
+
+
+def _isolate_by_default(solver: str, opts: dict[str, Any]) -> bool:
+    """Whether :func:`solve` runs this solve in a worker process when ``isolate`` is None.
+
+    Every HiGHS solve, LP or MILP, of any size: the hang that motivated the worker happened in presolve, which
+    LPs run too, on a model that is small by its dimensions (843 rows, 784 columns) but dense (306,237
+    non-zeros), so no size threshold would reliably separate safe models from the rest, and a threshold would
+    make ``time_limit`` mean different things on different instances. The cost is small (measured on a busy
+    2-core machine, a tiny exact MILP with 62 binaries): a warm worker adds about 3 ms per solve (median 35.9 ms
+    against 33.2 ms in process, over 100 solves; pickling the model and the pipe), and the first solve of a
+    Python process about 0.3 s (median 0.33 s against 0.05 s: starting Python with numpy and highspy, partly
+    overlapped with CVXPY's compilation); later solves reuse the worker. The answers are the same: the worker
+    builds the model as CVXPY's HiGHS interface does, with the same options, and the deterministic
+    single-threaded HiGHS then returns bit-identical solutions and bounds.
+
+    Other solvers, and calls passing CVXPY's own solve keywords (``verbose``, ...), keep the in-process path,
+    where the time limit is the solver's own, soft one."""
+    return solver == "HIGHS" and bool(sys.executable) and not (_CVXPY_SOLVE_KEYWORDS & set(opts))
+
+
 def solve(
     problem: cp.Problem,
     z: cp.Variable,
@@ -423,24 +688,117 @@ def solve(
     time_limit: float,
     options: dict[str, Any] | None = None,
     seed: int = 0,
+    isolate: bool | None = None,
 ) -> SolveReport:
     """Solve a formulation and collect status, objective, best bound and MIP gap.
 
+    HiGHS solves run in a worker process (see :func:`_isolate_by_default`) with a hard wall-clock deadline of
+    :func:`hard_deadline` (``time_limit``) seconds from this call's start: HiGHS gets ``time_limit`` as its own
+    (soft) limit, and if it is still running at the deadline its process is killed. The report then says so
+    (``hard_stopped``, ``time_limit_hit``, status ``user_limit``), has no bound, and carries the last improving
+    solution HiGHS had reported, if any.
+
     Args:
-        problem, z, constant: as returned by :func:`score_gap_problem` or :func:`exact_threshold_problem`.
+        problem, z, constant: as returned by :func:`score_gap_problem` or :func:`exact_threshold_problem`; ``z``
+            has shape (c,).
         solver: an installed CVXPY solver name.
-        time_limit: seconds (passed where the solver supports a limit).
+        time_limit: seconds (> 0), passed where the solver supports a limit; a hard limit for isolated solves.
         options: extra solver keywords.
         seed: the solver's random seed (HiGHS).
+        isolate: run the solve in a worker process with the hard deadline (HiGHS only); None chooses by
+            :func:`_isolate_by_default`, False keeps CVXPY's in-process solve (soft limit only).
 
     Returns:
         the :class:`SolveReport`. For a MILP the bound is the solver's dual bound (when it reports one); for an
         LP solved to optimality it is the optimum.
     """
+    if isinstance(time_limit, bool) or not (isinstance(time_limit, (int, float, np.integer, np.floating))
+                                            and float(time_limit) > 0 and np.isfinite(float(time_limit))):
+        raise FairflipError(f"time_limit must be a positive finite number of seconds, got {time_limit!r}")
+    opts = solver_options(solver, time_limit, options, seed=seed)
+    chosen = isolate is None
+    if isolate is None:
+        isolate = _isolate_by_default(solver, opts)
+    elif isolate and solver != "HIGHS":
+        raise FairflipError(f"isolate=True needs the HIGHS solver (a worker process runs HiGHS), got {solver!r}")
+    elif isolate and _CVXPY_SOLVE_KEYWORDS & set(opts):
+        raise FairflipError("isolate=True cannot pass CVXPY's own solve keywords "
+                            f"({', '.join(sorted(_CVXPY_SOLVE_KEYWORDS & set(opts)))})")
+    start = time.perf_counter()
+    stopped, incumbent, worker = False, None, None
+    if isolate:
+        # A new worker process starts while CVXPY compiles (its start-up then costs little extra wall time).
+        try:
+            worker = _take_worker()
+        except OSError as exc:
+            if not chosen:
+                raise FairflipError(f"the HiGHS worker process could not be started: {exc}") from exc
+            warnings.warn(f"fairflip could not start a HiGHS worker process ({exc}); solving in this process, "
+                          "where HiGHS's time limit is not a hard one", RuntimeWarning, stacklevel=2)
+            isolate = False
+    if isolate:
+        try:
+            data, chain, inverse_data = problem.get_problem_data(solver, solver_opts=dict(opts))
+            request = _highs_request(data, opts)
+        except BaseException:
+            _return_worker(worker)
+            raise
+        try:
+            result, incumbent = run_isolated(request, start + hard_deadline(time_limit), worker=worker)
+        except FairflipError as exc:
+            raise FairflipError(f"solver {solver} failed: {exc}") from exc
+        if result is None:
+            stopped = True
+            if incumbent is not None:
+                result = {"model_status": "kTimeLimit", "run_time": time.perf_counter() - start,
+                          "col_value": incumbent["x"], "row_dual": np.zeros(0),
+                          "info": {"objective_function_value": incumbent["objective"], "mip_dual_bound": None,
+                                   "mip_gap": None}}
+        if result is not None:
+            try:
+                _unpack_worker_result(problem, chain, inverse_data, result)
+            except cp.error.SolverError as exc:
+                raise FairflipError(f"solver {solver} failed: {exc}") from exc
+    if not isolate:
+        _solve_in_process(problem, solver, opts)
+    wall = time.perf_counter() - start
+    answered = not stopped or incumbent is not None  # the problem holds this solve's answer
+    stats = problem.solver_stats if answered else None
+    status = cp.USER_LIMIT if stopped else str(problem.status)
+    solved = answered and status in cp.settings.SOLUTION_PRESENT and z.value is not None
+    objective = float(problem.value) + constant if solved else None
+    if stopped:
+        bound, gap = None, None  # the solver reported none: the deadline stopped it
+    elif problem.is_mixed_integer():
+        bound, gap = _mip_stats(stats.extra_stats if stats is not None else None)
+        if bound is not None:
+            bound += constant
+    else:
+        bound, gap = (objective, 0.0) if status == cp.OPTIMAL else (None, None)
+    return SolveReport(
+        z=np.asarray(z.value, dtype=np.float64) if solved else None,
+        status=status,
+        objective=objective,
+        bound=bound,
+        mip_gap=gap,
+        abs_gap=None if objective is None or bound is None else objective - bound,
+        n_binary=int(sum(v.size for v in problem.variables() if v.attributes["boolean"])),
+        solve_time=float(stats.solve_time) if not stopped and stats is not None and stats.solve_time is not None
+        else wall,
+        wall_time=wall,
+        time_limit_hit=status == cp.USER_LIMIT,
+        solver=solver_version(solver),
+        options={k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))},
+        load_dependent=status == cp.USER_LIMIT or (problem.is_mixed_integer()
+                                                    and not (solver == "HIGHS" and opts.get("threads") == 1)),
+        hard_stopped=stopped,
+    )
+
+
+def _solve_in_process(problem: cp.Problem, solver: str, opts: dict[str, Any]) -> None:
+    """CVXPY's own ``problem.solve`` (the solver's soft time limit only)."""
     if solver == "HIGHS":
         _silence_highs_banner()
-    opts = solver_options(solver, time_limit, options, seed=seed)
-    start = time.perf_counter()
 
     def run() -> None:
         with warnings.catch_warnings():
@@ -462,30 +820,3 @@ def solve(
             run()
     except cp.error.SolverError as exc:
         raise FairflipError(f"solver {solver} failed: {exc}") from exc
-    wall = time.perf_counter() - start
-    stats = problem.solver_stats
-    status = str(problem.status)
-    solved = status in cp.settings.SOLUTION_PRESENT and z.value is not None
-    objective = float(problem.value) + constant if solved else None
-    if problem.is_mixed_integer():
-        bound, gap = _mip_stats(stats.extra_stats if stats is not None else None)
-        if bound is not None:
-            bound += constant
-    else:
-        bound, gap = (objective, 0.0) if status == cp.OPTIMAL else (None, None)
-    return SolveReport(
-        z=np.asarray(z.value, dtype=np.float64) if solved else None,
-        status=status,
-        objective=objective,
-        bound=bound,
-        mip_gap=gap,
-        abs_gap=None if objective is None or bound is None else objective - bound,
-        n_binary=int(sum(v.size for v in problem.variables() if v.attributes["boolean"])),
-        solve_time=float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall,
-        wall_time=wall,
-        time_limit_hit=status == cp.USER_LIMIT,
-        solver=solver_version(solver),
-        options={k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))},
-        load_dependent=status == cp.USER_LIMIT or (problem.is_mixed_integer()
-                                                    and not (solver == "HIGHS" and opts.get("threads") == 1)),
-    )

@@ -1,0 +1,26 @@
+"""Stand-ins for the HiGHS runner of fairflip's worker process (see fairflip._highs_worker), used by
+test_milp_deadline.py: solvers that ignore their time limit, or die. They run in the worker, which imports this
+module by name from the test process's sys.path."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def stall(request, emit):
+    """Never answers (a solver stuck where it does not check its clock), and reports no incumbent."""
+    time.sleep(600)
+
+
+def stall_after_incumbent(request, emit):
+    """Solves with HiGHS (which emits its improving solutions as incumbents), then stalls instead of answering."""
+    from fairflip._highs_worker import run_highs
+
+    run_highs(request, emit)
+    time.sleep(600)
+
+
+def die(request, emit):
+    """The worker process dies mid-solve (as on a crash or an out-of-memory kill)."""
+    os._exit(3)
