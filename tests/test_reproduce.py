@@ -290,10 +290,9 @@ def test_quick_plans_of_the_beyond_studies():
     kinds = {(c.option_dict["cleaner"], c.option_dict["stealth"]) for c in clean.cells}
     assert kinds == {("confident", False), ("confident", True), ("loss", False), ("loss", True)}
     assert all(c.kind == "cleaning" for c in clean.cells) and {c.seed for c in clean.cells} == {0, 1, 2}
-    assert {c.method for c in clean.cells} == {"none", "random", "rb-prob", "rb-label", "rb-dist", "oracle-convex"}
-    # the oracle's quick cells are capped
-    assert all(c.param_dict == {"time_limit": 2.0, "max_rounds": 2} for c in clean.cells
-               if c.method == "oracle-convex")
+    assert {c.method for c in clean.cells} == {"none", "random", "rb-prob", "rb-label", "rb-dist", "oracle"}
+    # the oracle is the full portfolio with its defaults (no stand-in, no caps)
+    assert all(c.param_dict == {} for c in clean.cells if c.method == "oracle")
     inter = STUDIES["intersectional"].plan(load_config("intersectional", quick=True))
     assert {c.dataset: c.option_dict["minority"] for c in inter.cells} == {
         "compas": {"race": "African-American", "sex": "Female"}, "adult": {"race": "Black", "sex": "Female"}}
