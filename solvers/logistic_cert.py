@@ -13,27 +13,49 @@ Delta_lin = H^{-1} (g_A - r0) for the first-order (influence) prediction,
 
     Delta - Delta_lin = -H^{-1} X^T v,   v_l = C w_l (l'(f_l + d_l) - l'(f_l) - l''(f_l) d_l),
 
-exactly. Each |v_l| is bounded by u_l(rho_l) = C w_l max_{|d| <= rho_l} |sigma(f_l + d) - sigma(f_l) - sigma'(f_l) d|,
-computed exactly (the maximum sits at d = +-rho_l or at d = -2 f_l), where rho_l >= |d_l| bounds the row's shift.
-Two bounds follow for any row i (training or evaluation), with lev_i = ||x_i||_{H^{-1}}:
+exactly (H Delta + X^T v = Hbar Delta). Everything below bounds v through the rows' shifts.
 
-- ``|x_i^T (Delta - Delta_lin)| <= lev_i * sqrt(sum_l u_l^2 / (C w_l l''_l))`` (since H >= X^T diag(C w l'') X);
-- ``|x_i^T (Delta - Delta_lin)| <= sum_l |x_i^T H^{-1} x_l| u_l`` (per row; kept when n is small enough for an
-  n x n matrix).
+Shift ranges (the fixed point). For d_l in a known range [lo_l, hi_l] (lo_l <= 0 <= hi_l), v_l / (C w_l) =
+phi_l(d_l) := sigma(f_l + d_l) - sigma(f_l) - sigma'(f_l) d_l lies in [vlo_l, vhi_l], its exact least and largest
+values over the range (phi' vanishes only at 0 and -2 f_l, so the extremes sit at the ends, 0 or -2 f_l; see
+:func:`remainder_range`). The range is signed: where sigma is concave along the push (f_l > 0 pushed either way,
+for small shifts) phi <= 0, and the box keeps that. For any row i (training or evaluation), with P_il =
+x_i^T H^{-1} x_l, the nonlinear part x_i^T (Delta - Delta_lin) = -sum_l P_il v_l lies in
 
-The shifts themselves satisfy rho = T(rho) := rho_lin + err(rho), rho_lin_i the largest |x_i^T Delta_lin| over
-|A| <= budget (the larger of the sums of the row's ``budget`` largest positive and largest negative
-x_i^T H^{-1} q_k, plus the residual's share). T is monotone;
-any rho with T(rho) <= rho bounds every shift: scale the tilt by t in [0, 1]; the shifts start at 0, move
-continuously, and for t < 1 satisfy rho(t) <= T_t(rho(t)) where T_t(rho) = T(rho) - (1 - t) rho_lin < rho, so they
-never reach rho. The least such rho is found by iterating T from rho_lin and checked explicitly; when the iteration
-diverges (large budgets, high-leverage candidates) there is no interval certificate at that node.
+    -P_i mid(v) +- |P_i| half(v)                      (the box, exactly; kept when n is small enough for n x n)
+    +- lev_i * sqrt(sum_l u_l^2 / (C w_l l''_l))      (u_l = max |v_l|, lev_i = ||x_i||_{H^{-1}}, H >= X^T D X),
 
-Every evaluation score (minus the firm's threshold) then lies in [b_j + a_j z - r_j, b_j + a_j z + r_j] with
-a_jk = e_j^T H^{-1} q_k, an interval affine in the flip indicators z. The exact-threshold MILP of
-:mod:`solvers.milp` with these radii is a relaxation of the true problem on the node's flip sets, so its dual bound
-is certified. The self-concordance of the logistic loss (|l'''| <= l'', Bach 2010) is what keeps these remainders
-second order in the shifts; the exact per-row maximum makes them tighter still.
+and the shifts themselves are d_i = x_i^T Delta_lin + that, with x_i^T Delta_lin in [lin_lo_i, lin_hi_i] for every
+|A| <= budget (the sums of the row's ``budget`` most negative and most positive x_i^T H^{-1} q_k, widened by the
+residual's share). So every certified shift range D = [lo, hi] satisfies D contains T(D) := lin + nonlinear(D),
+with T monotone under inclusion. The ranges are found by iterating T from the linear reach and then
+epsilon-inflated until the explicit check T(D) inside the interior of D passes. Why that proves the shifts lie in
+D: follow the path grad J_S(theta_t) = r0 + t (g_A - r0), t in [0, 1] (theta_0 = theta_S, theta_1 = theta_F);
+its shifts start at 0 (inside D) and move continuously; while they stay in D they lie in T_t(D) = t lin +
+nonlinear(D), inside T(D) (lin contains 0), so strictly inside D: they can never reach D's boundary. A range that
+does not settle (max_shift) means no interval certificate at that node. Tracking signed ranges is what keeps the
+iteration stable: a row pushed toward the threshold steepens its own loss, which pushes it back, and the signed
+box sees that its remainder then has the sign that shrinks the shift, where |P| u (the earlier symmetric bound)
+fed every remainder back as growth (it diverged on COMPAS from M = 10).
+
+The uniform interval. Every evaluation score (minus the firm's threshold) lies in b_j + a_j z + [elo_j, ehi_j]
+with a_jk = e_j^T H^{-1} q_k and [elo, ehi] the nonlinear range above under the certified D; the model is
+centred in it, radius (ehi - elo) / 2.
+
+The flip-dependent interval (:func:`_affine_half_width`). phi_l(d) / d is a secant slope of sigma minus
+sigma'(f_l), so -s-_l |d| <= phi_l(d) <= s+_l |d| with s+-_l read off the least and largest sigma' on
+[f_l + lo_l, f_l + hi_l] (:func:`_slope_deviation`); and |d_l| <= sum_k |L_lk| z_k + ebar_l (the linear shift,
+triangle inequality, plus residual and certified nonlinear part). Hence the error is within c0_j + c_j z +-
+(h0_j + h_j z), both affine in z, with c = P diag(C w (s- - s+) / 2) |L| and h = |P| diag(C w (s+ + s-) / 2) |L|.
+On the rows the MILP may leave open the model becomes b + c0 + (a + c) z, the flip-dependent half-width
+h0 + h z, and the uniform radius is widened to hold around the new centre (c z ranges over its k most negative and
+most positive entries). This interval shrinks with the flip set's actual push, where the uniform one pays every
+row's worst case at once. The exact-threshold MILP of :mod:`solvers.milp` imposes both intervals; it is a relaxation
+of the true problem on the node's flip sets, so its dual bound is certified.
+
+Rounding: remainders carry an absolute floor of 1e-15 and the self-concordant cap sigma'(f)(e^|d| - 1 - |d|)
+(|sigma''| <= sigma', Bach 2010) where sigma' is tiny; the kernel products a relative 1e-12; the linear algebra at
+theta_S (H, its solves, r0) is taken as computed, as everywhere in fairflip's certificates.
 
 Branch and bound (:func:`certify_logistic`): a node fixes a set S (flipped, the centre of its intervals, retrained
 exactly) and excludes others; its bound is the largest of its parent's and its MILP's; best-first, nodes whose
@@ -288,8 +310,8 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     base_out, slope_out = base + mid, slope.copy()
     radius_affine = None
     if k > 0:
-        radius_affine = _affine_half_width(f, cw, lo, hi, res + e + 1e-12, Lmat, EH, X, k, boxed, base, slope, elo,
-                                           ehi, radius, base_out, slope_out)
+        radius_affine = _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope, elo, ehi,
+                                           radius, base_out, slope_out)
     model = AffineScores(base=base_out, slope=slope_out, center=np.zeros(len(free)))
     affine_rows = 0 if radius_affine is None else int((radius_affine[1] > 0).any(axis=1).sum())
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
@@ -322,7 +344,7 @@ def _slope_deviation(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.
     return s_plus, s_minus
 
 
-def _affine_half_width(f, cw, lo, hi, ebar, Lmat, EH, X, k, boxed, base, slope, elo, ehi, radius, base_out,
+def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope, elo, ehi, radius, base_out,
                        slope_out, chunk_entries: int = 20_000_000):
     """The flip-dependent interval: model and half-width both affine in z, on the rows the MILP may leave open.
 
@@ -349,8 +371,16 @@ def _affine_half_width(f, cw, lo, hi, ebar, Lmat, EH, X, k, boxed, base, slope, 
     s_plus, s_minus = _slope_deviation(f, lo, hi)
     g = cw * 0.5 * (s_minus - s_plus)
     h = cw * 0.5 * (s_plus + s_minus)
+    # |d_l| <= DL_l z + D0_l: the linear shift (triangle inequality) plus the residual and the nonlinear part.
     absL = np.abs(Lmat)
-    reach = np.partition(absL, -k, axis=1)[:, -k:].sum(axis=1) if k < absL.shape[1] else absL.sum(axis=1)
+    kk = min(k, absL.shape[1])
+
+    def topk(M):
+        return np.partition(M, -kk, axis=1)[:, -kk:].sum(axis=1)
+
+    DL, D0 = absL, res + e + 1e-12
+    ebar = D0
+    reach = topk(DL)
     boxed_rows = np.zeros(len(f), dtype=bool)
     if boxed > 0:
         worst = h * (reach + ebar)  # the affine half-width's share at its widest
@@ -358,7 +388,7 @@ def _affine_half_width(f, cw, lo, hi, ebar, Lmat, EH, X, k, boxed, base, slope, 
     g_a, h_a = np.where(boxed_rows, 0.0, g), np.where(boxed_rows, 0.0, h)
     vlo, vhi = remainder_range(f, lo, hi)
     vlo, vhi = np.where(boxed_rows, cw * vlo, 0.0), np.where(boxed_rows, cw * vhi, 0.0)
-    GL, HL = g_a[:, None] * absL, h_a[:, None] * absL
+    GL, HL = g_a[:, None] * DL, h_a[:, None] * DL
     c = np.empty((len(rows), absL.shape[1]))
     hz = np.empty_like(c)
     c0 = np.empty(len(rows))
@@ -376,7 +406,6 @@ def _affine_half_width(f, cw, lo, hi, ebar, Lmat, EH, X, k, boxed, base, slope, 
                                                                                    + np.abs(vhi)))
     h0 = h0 + 1e-12 * np.abs(c0) + 1e-15
     hz = hz * (1.0 + 1e-10)
-    kk = min(k, c.shape[1])
     c_max = np.partition(np.maximum(c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
     c_min = -np.partition(np.maximum(-c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
     uni = np.maximum(ehi[rows] - c0 - c_min, c0 + c_max - elo[rows]) + 1e-15
@@ -404,6 +433,7 @@ def certify_logistic(
     time_limit: float = 60.0,
     node_time_limit: float = 20.0,
     root_time_limit: float | None = None,
+    polish: int = 2000,
     max_nodes: int = 10_000,
     enumerate_max: int = 2_000,
     tolerance: float = 1e-7,
@@ -427,6 +457,7 @@ def certify_logistic(
             MILP, so ``time_limit`` is a target, not a hard stop.
         root_time_limit: HiGHS seconds for the root node's MILP (default: all of ``time_limit``; the root's dual
             bound is usually the one that decides, and a MILP stopped early gives a weaker one).
+        polish: flip sets the exact local search from the root MILP's answer may retrain (0: none).
         max_nodes: the most nodes expanded.
         enumerate_max: a node with at most this many flip sets is closed by retraining all of them (batched);
             when the root is that small the answer is the enumeration's proven optimum.
@@ -447,6 +478,8 @@ def certify_logistic(
                         ("root_time_limit", time_limit if root_time_limit is None else root_time_limit)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise FairflipError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not isinstance(polish, (int, np.integer)) or polish < 0:
+        raise FairflipError(f"polish must be a non-negative integer, got {polish!r}")
     if not isinstance(enumerate_max, (int, np.integer)) or enumerate_max < 0:
         raise FairflipError(f"enumerate_max must be a non-negative integer, got {enumerate_max!r}")
     if getattr(problem.firm, "loss", None) != "logistic":
@@ -521,6 +554,14 @@ def certify_logistic(
                 v = float(problem.objective_of([trial])[0])
                 if v < best:
                     best_set, best = trial, v
+                if nodes == 1 and polish > 0 and bound < best - 1e-12 and len(trial):
+                    # The root relaxation's answer is a good start for an exact local search (true objectives
+                    # only: it can improve the incumbent, never the bound).
+                    from .search import ranked_local_search
+
+                    found = ranked_local_search(problem, trial, budget, value=v, max_evaluations=polish)
+                    if found.objective < best:
+                        best_set, best = np.sort(found.flipped).astype(np.int64), float(found.objective)
                 if len(chosen):
                     # Branch on the chosen candidate that moves the evaluation scores most.
                     branch_on = chosen[np.argmax(np.abs(intervals.model.slope[:, report.z > 0.5]).sum(axis=0))]
