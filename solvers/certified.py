@@ -25,8 +25,9 @@ class CertifiedOracle(FlipMethod):
 
     Args:
         certify_time_limit: seconds of branch and bound per budget (a target: a MILP node may overrun it); the
-            call's ``time_limit``, when given, caps the total.
-        node_time_limit: HiGHS seconds per branch-and-bound node.
+            call's ``time_limit``, when given, caps the total. The root node's MILP may use all of it (its dual
+            bound is usually the one that decides).
+        node_time_limit: HiGHS seconds per branch-and-bound node below the root.
         oracle_params: parameters of the ``oracle`` portfolio that finds the incumbents.
         seed: seed of the portfolio and of HiGHS.
     """

@@ -154,3 +154,24 @@ def test_oracle_certified_is_sound_against_the_independent_brute_force():
         assert r.lower_bound <= ref.optimum + 1e-9, (seed, r.lower_bound, ref.optimum)
         assert not r.bound_inconsistent
     assert checked >= 4, checked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [1, 5, 10, 25])
+def test_compas_retrained_flip_sets_lie_in_the_logistic_intervals(budget):
+    """Full COMPAS (collective 30 %, direction auto, seed 0): 300 retrained flip sets per budget (random, largest
+    linearised shift, and greedy prefixes with their one-swap neighbours) inside both certified intervals."""
+    from benchmarks.bench_certificate import check_intervals
+
+    from fairflip.datasets import load, stratified_split
+    from fairflip.problem import build_problem
+    from fairflip.solvers.exact import greedy_path
+
+    train, _ = stratified_split(load("compas"), test_size=0.3, seed=0)
+    problem, _ = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=0)
+    order, _ = greedy_path(problem, min(budget, 5))
+    found = [np.sort(order[:j]) for j in range(1, len(order) + 1)]
+    out = check_intervals(problem, budget, 300, found=found)
+    assert out["certified"] and out["sets"] >= 300, out
+    assert out["violations"] == 0, out
+    assert out["all"]["ratio_max"] <= 1.0, out
