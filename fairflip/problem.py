@@ -278,7 +278,7 @@ class FlipProblem:
             thetas, last = self._fit(flip_sets, around=around, tol=NEAR_LOOSE_TOL)
             if last is None:
                 return firm.predict_many(X_eval, thetas.cpu().numpy())
-            P, decided = firm.predict_decided(self._design_of(X_eval), thetas, last)
+            P, decided = firm.predict_decided(self.design_of(X_eval), thetas, last)
             redo = np.flatnonzero(~decided)
             if len(redo):
                 exact = self.fit_flip_sets([flip_sets[k] for k in redo], around=around)
@@ -288,9 +288,9 @@ class FlipProblem:
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)
                          for k in range(len(Y))])
 
-    def _design_of(self, X: np.ndarray):
-        """The firm's design matrix of X: the training state's for the training rows, one kept for the
-        validation rows, a fresh one otherwise."""
+    def design_of(self, X: np.ndarray):
+        """The firm's design matrix (torch, (m, p)) of rows X (m, d): the training state's for the training rows,
+        one kept for the validation rows, a fresh one otherwise."""
         cache = self.training_state()
         if X is self.X:
             return cache["Xd"]

@@ -99,6 +99,19 @@ def test_oracle_enumerates_above_its_set_count_when_the_measured_cost_is_small()
         get_method("oracle", enumerate_max_seconds=-1.0)
 
 
+@pytest.mark.parametrize("ranker", ["auto", "hybrid", "influence", "surrogate"])
+def test_every_ranker_gives_true_objectives_never_worse_than_the_heuristics(ranker):
+    problem = tiny_problem(6, n_members=14)
+    r = get_method("oracle", **SEARCH, ranker=ranker).select(problem, 3)
+    assert r.objective == pytest.approx(problem.objective_of([r.flipped])[0], abs=1e-12)
+    assert r.objective <= min(_heuristic_values(problem, 3).values()) + 1e-12
+
+
+def test_unknown_ranker_is_refused():
+    with pytest.raises(FairflipError, match="unknown ranker"):
+        get_method("oracle", ranker="psychic")
+
+
 def test_oracle_skips_the_convex_component_above_its_size_limit():
     problem = tiny_problem(3)
     limit = problem.n * len(problem.candidates) - 1
