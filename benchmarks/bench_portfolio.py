@@ -54,7 +54,9 @@ def firm_fit_seconds(X: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
 
 
 def _cold(problem: FlipProblem) -> FlipProblem:
-    problem.__dict__.pop("_cache", None)
+    """The problem without its training state (design matrix, unflipped optimum, local models): the next call
+    pays for building them, as a first call does."""
+    problem.__dict__.pop("_training_state", None)
     return problem
 
 
