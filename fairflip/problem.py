@@ -254,9 +254,14 @@ class FlipProblem:
                 theta = recent[index[key]]
             elif len(rows):  # retrained from the unflipped optimum's model (fit_near), like any flip set
                 theta = self._fit([rows])[0][0]
-            # The anchor's own Hessian even for large p: on Adult (p = 91) a batch of 64 moves retrains in 0.68 s
-            # from it and in 1.6 s from the unflipped Hessian's factor, more than the Hessian costs.
-            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"]))
+            # The anchor's own Hessian where it is affordable: on Adult (p = 91) a batch of 64 moves retrains in
+            # 0.68 s from it and in 1.6 s from the unflipped Hessian's factor, more than the Hessian costs. On a
+            # census-size table (KDD, p = 507: n p^2 = 2.6e10) one Hessian costs more than many batches; there,
+            # and for the unflipped optimum itself, the training state's factor serves.
+            factor = cache["factor"]
+            if factor is not None and len(rows) and Xd.shape[0] * Xd.shape[1] ** 2 <= ANCHOR_HESSIAN_MAX_WORK:
+                factor = None
+            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"], factor=factor))
         return cache[slot][1]
 
     def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None, *,
@@ -354,6 +359,11 @@ class FlipProblem:
         if self.error_weight:
             value += self.error_weight * error_rate(y_true, y_pred)
         return float(value)
+
+
+ANCHOR_HESSIAN_MAX_WORK = 1_000_000_000
+"""A search anchor gets its own Hessian (n p^2 multiply-adds) when that is at most this much work (Adult:
+3.1e8); above it, the unflipped Hessian's factor is used (see :meth:`FlipProblem.local_model`)."""
 
 
 def _label_changes(flip_sets: list[np.ndarray], anchor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from fairflip.collective import Collective
 from fairflip.firms import LinearFirm
 from fairflip.problem import FlipProblem
 
-from test_soundness import Reference, fit_reference, metric_reference, random_instance
+from test_soundness import Reference, decisive_row, fit_reference, place_score, random_instance
 
 TOL = 1e-9
 
@@ -44,47 +44,10 @@ def threshold_instances() -> list[tuple[str, FlipProblem, int, float]]:
         best = min(ref.sets, key=lambda s: ref.values[s])
         target = targets[seed % len(targets)]
         p = problem
-        ye, ae = (p.y, p.a) if p.validation is None else p.validation[1:]
-        f = ref.scores(best)
-        pred = (f > 0).astype(int)
-        worst, row = -1.0, None
-        for i in range(len(f)):
-            alt = pred.copy()
-            alt[i] = 1 - alt[i]
-            cost = metric_reference(p.objective, ye, alt, ae)
-            if cost > worst:
-                worst, row = cost, i
-        if p.validation is not None:
-            y_flip = p.y.copy()
-            y_flip[list(best)] = 1 - y_flip[list(best)]
-            theta = fit_reference(p.X, y_flip.astype(float), "logistic", C, p.sample_weight)
-            Xv = p.validation[0].copy()
-            w = theta[:-1]
-            Xv[row] += (target - f[row]) * w / (w @ w)
-            p.validation = (Xv, p.validation[1], p.validation[2])
-            out.append((f"validation row at {target:g}", p, budget, C))
-            continue
-        movable = [i for i in range(p.n) if i not in set(p.candidates) and i != row]
-        j = movable[seed % len(movable)]
-        X0 = p.X.copy()
-
-        def score_at(t):
-            p.X = X0.copy()
-            p.X[j, 0] += t
-            return ref.scores(best)[row] - target
-
-        lo, hi = -20.0, 20.0
-        if np.sign(score_at(lo)) == np.sign(score_at(hi)):
-            p.X = X0
-            continue
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if np.sign(score_at(mid)) == np.sign(score_at(lo)):
-                lo = mid
-            else:
-                hi = mid
-        score_at(hi)
-        out.append((f"training row near {target:g}", p, budget, C))
+        row = decisive_row(p, ref.scores(best))
+        label = place_score(p, ref, best, row, target, "logistic", C, seed)
+        if label is not None:
+            out.append((label, p, budget, C))
     return out
 
 

@@ -141,6 +141,61 @@ def _ridge_base(seed: int, validation: bool) -> tuple[FlipProblem, float]:
             return problem, opts["C"]
 
 
+def decisive_row(p: FlipProblem, f: np.ndarray, *, positive_only: bool = False) -> int | None:
+    """The evaluation row whose prediction matters most to the value of the predictions ``f > 0``: the one whose
+    flipped prediction would cost the most (among the rows predicted 1 with ``positive_only``), or None."""
+    ye, ae = (p.y, p.a) if p.validation is None else p.validation[1:]
+    pred = (f > 0).astype(int)
+    worst, row = -1.0, None
+    for i in range(len(f)):
+        alt = pred.copy()
+        alt[i] = 1 - alt[i]
+        cost = metric_reference(p.objective, ye, alt, ae)
+        if (pred[i] == 1 or not positive_only) and cost > worst:
+            worst, row = cost, i
+    return row
+
+
+def place_score(p: FlipProblem, ref: "Reference", best: tuple, row: int, target: float, loss: str, C: float,
+                seed: int) -> str | None:
+    """Make evaluation row ``row`` score ``target`` under the flip set ``best``: a validation row is moved along the
+    retrained firm's weights (closed form); a training row by bisection on a non-candidate row's first feature,
+    each step retrained by ``ref``. Modifies ``p``; returns the case's label, or None when it cannot be placed."""
+    f = ref.scores(best)
+    if p.validation is not None:
+        y_flip = p.y.copy()
+        y_flip[list(best)] = 1 - y_flip[list(best)]
+        theta = fit_reference(p.X, y_flip.astype(float), loss, C, p.sample_weight)
+        Xv = p.validation[0].copy()
+        w = theta[:-1]
+        Xv[row] += (target - f[row]) * w / (w @ w)
+        p.validation = (Xv, p.validation[1], p.validation[2])
+        return f"validation row at {target:g}"
+    movable = [i for i in range(p.n) if i not in set(p.candidates) and i != row]
+    if not movable:
+        return None
+    j = movable[seed % len(movable)]
+    X0 = p.X.copy()
+
+    def score_at(t):
+        p.X = X0.copy()
+        p.X[j, 0] += t
+        return ref.scores(best)[row] - target
+
+    lo, hi = -20.0, 20.0
+    if np.sign(score_at(lo)) == np.sign(score_at(hi)):
+        p.X = X0
+        return None
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if np.sign(score_at(mid)) == np.sign(score_at(lo)):
+            lo = mid
+        else:
+            hi = mid
+    score_at(hi)
+    return f"training row near {target:g}"
+
+
 def adversarial_instances() -> list[tuple[str, FlipProblem, int, float]]:
     """Ridge instances where a flip set puts an evaluation score inside (0, 1e-6), on the threshold (within
     rounding), or just below it; plus tied candidates and a one-row cell.
@@ -158,52 +213,13 @@ def adversarial_instances() -> list[tuple[str, FlipProblem, int, float]]:
         best = min(ref.sets, key=lambda s: ref.values[s])
         target = targets[seed % len(targets)]
         p = problem
-        ye, ae = (p.y, p.a) if p.validation is None else p.validation[1:]
-        f = ref.scores(best)
         # The row whose prediction matters most to F's value: predicting 0 there would cost the most.
-        pred = (f > 0).astype(int)
-        worst, row = -1.0, None
-        for i in range(len(f)):
-            alt = pred.copy()
-            alt[i] = 1 - alt[i]
-            cost = metric_reference(p.objective, ye, alt, ae)
-            if pred[i] == 1 and cost > worst:
-                worst, row = cost, i
+        row = decisive_row(p, ref.scores(best), positive_only=True)
         if row is None:
             continue
-        if validation:
-            y_flip = p.y.copy()
-            y_flip[list(best)] = 1 - y_flip[list(best)]
-            theta = fit_reference(p.X, y_flip.astype(float), "squared", C, p.sample_weight)
-            Xv = p.validation[0].copy()
-            w = theta[:-1]
-            Xv[row] += (target - f[row]) * w / (w @ w)
-            p.validation = (Xv, p.validation[1], p.validation[2])
-            out.append((f"validation row at {target:g}", p, budget, C))
-        else:
-            movable = [i for i in range(p.n) if i not in set(p.candidates) and i != row]
-            if not movable:
-                continue
-            j = movable[seed % len(movable)]
-            X0 = p.X.copy()
-
-            def score_at(t):
-                p.X = X0.copy()
-                p.X[j, 0] += t
-                return ref.scores(best)[row] - target
-
-            lo, hi = -20.0, 20.0
-            if np.sign(score_at(lo)) == np.sign(score_at(hi)):
-                p.X = X0
-                continue
-            for _ in range(80):
-                mid = 0.5 * (lo + hi)
-                if np.sign(score_at(mid)) == np.sign(score_at(lo)):
-                    lo = mid
-                else:
-                    hi = mid
-            score_at(hi)
-            out.append((f"training row near {target:g}", p, budget, C))
+        label = place_score(p, ref, best, row, target, "squared", C, seed)
+        if label is not None:
+            out.append((label, p, budget, C))
     # Ties: two candidates with identical rows; a degenerate cell with one minority positive row.
     for seed in range(6):
         problem, C = _ridge_base(100 + seed, False)

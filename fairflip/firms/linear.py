@@ -139,7 +139,7 @@ class LocalModel:
     Attributes:
         theta: shape (p,) the optimum for the labels ``y``.
         y: shape (n,) those labels.
-        hessian: shape (p, p) the Hessian there.
+        hessian: shape (p, p) the Hessian there (None for a batch given one shared factor: nothing reads it).
         factor: shape (p, p) its Cholesky factor.
         tensor: shape (p * p, p) the third derivative of J there (d^3 J / dtheta_j dtheta_k dtheta_l at row
             j * p + k, column l), or None (large n * p^3, or a loss without ``d3``).
@@ -154,7 +154,7 @@ class LocalModel:
 
     theta: torch.Tensor
     y: torch.Tensor
-    hessian: torch.Tensor
+    hessian: torch.Tensor | None
     factor: torch.Tensor
     tensor: torch.Tensor | None
     gradient: torch.Tensor | None = None
@@ -291,7 +291,9 @@ class LinearFirm:
         O(n p^2); the iteration then converges a little more slowly to the same optimum)."""
         batched = theta.ndim == 2
         if factor is not None:
-            L = factor.expand(theta.shape[0] if batched else 1, *factor.shape)
+            if batched:  # one shared factor: fit_near solves with it directly (no K copies, no Hessians)
+                return LocalModel(theta, y, None, factor, None)
+            L = factor[None]
             H = L @ L.transpose(-1, -2)
         else:
             H = self.hessian(torch.atleast_2d(theta), Xd, torch.atleast_2d(y), sw)
@@ -364,7 +366,8 @@ class LinearFirm:
         K, p = Y.shape[0], Xd.shape[1]
         loss, T, H0 = self.margin_loss, model.tensor, model.hessian
         anchor = model.theta.to(Xd).expand(K, p)
-        L0 = model.factor.expand(K, p, p)  # one factor per member (a view when the anchor is shared)
+        L0 = model.factor  # (p, p) shared by every member, or (K, p, p) one per member
+        per_member = L0.ndim == 3
         theta = anchor.clone()
         reg = self._reg(p, theta)
         failed = torch.zeros(K, dtype=torch.bool, device=Xd.device)
@@ -381,10 +384,12 @@ class LinearFirm:
             L, info = torch.linalg.cholesky_ex(H)
             bad = info > 0
             if bool(bad.any()):
-                L[bad] = L0[bad]
+                L[bad] = L0[bad] if per_member else L0
             return L
 
         def solve(L: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+            if L.ndim == 2:  # one factor, K right-hand sides (an expanded factor would be copied K times)
+                return torch.cholesky_solve(g.T, L).T
             return torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
 
         live = torch.ones(K, dtype=torch.bool, device=Xd.device)  # members of the working batch still iterating
@@ -432,7 +437,9 @@ class LinearFirm:
             # batch is live: compacting copies the (K, n) labels, which costs more than a few wasted rows.
             if 2 * int(going.sum()) <= len(going) or not bool(going.any()):
                 idx, th, Yw, previous, live = idx[going], th[going], Yw[going], size[going], live[going]
-                anchor, L0 = anchor[going], L0[going]
+                anchor = anchor[going]
+                if per_member:
+                    L0 = L0[going]
                 history = [(x[going], f[going]) for x, f in history]
             else:
                 previous, live = torch.where(going, size, previous), going
