@@ -91,8 +91,10 @@ class SoftFlipBilevel:
         ``local_model``; a Hessian not positive definite). With a ``hessian_factor`` (large p) the model holds
         that reference factor instead of the exact Hessians at theta: good enough to start the next inner solve
         from, not for the hypergradient's solve."""
-        if not hasattr(self.firm, "local_model"):
-            return None
+        from fairflip.problem import ANCHOR_HESSIAN_MAX_WORK
+
+        if not hasattr(self.firm, "local_model") or self.Xd.shape[0] * self.Xd.shape[1] ** 2 > ANCHOR_HESSIAN_MAX_WORK:
+            return None  # census-size tables: preconditioned Newton inner solves, as for retraining
         return self.firm.local_model(theta, self.Xd, self.labels(z.detach()), self.sample_weight, third_order=False,
                                      factor=self.hessian_factor)
 
