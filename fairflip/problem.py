@@ -214,8 +214,9 @@ class FlipProblem:
                                             return_last=True)
                 out.append(theta)
                 lasts.append(last)
-            else:
-                out.append(firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=cache["theta0"],
+            else:  # Newton, from the anchor's optimum when there is one
+                init = self._anchor_theta(rows) if len(rows) else cache["theta0"]
+                out.append(firm.fit_params(Xd, Y, sample_weight=cache["sw"], init=init,
                                            preconditioner=cache["factor"]))
         if not out:
             return torch.zeros((0, self.X.shape[1] + 1), dtype=torch.float64), None
@@ -224,6 +225,17 @@ class FlipProblem:
         cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
                            thetas)
         return thetas, (torch.cat(lasts) if lasts else None)
+
+    def _anchor_theta(self, rows: np.ndarray):
+        """The firm's optimum (p,) for the flip set ``rows`` (sorted, non-empty): from the latest batch when it
+        holds it, else retrained (from the unflipped optimum); the latest one is kept."""
+        cache = self.training_state()
+        key = rows.tobytes()
+        if cache.get("anchor_theta", (None,))[0] != key:
+            index, recent = cache.get("recent", ({}, None))
+            theta = recent[index[key]] if key in index else self._fit([rows])[0][0]
+            cache["anchor_theta"] = (key, theta)
+        return cache["anchor_theta"][1]
 
     def local_model(self, flipped: np.ndarray):
         """The firm's :class:`~fairflip.firms.linear.LocalModel` at the optimum of one flip set.
@@ -243,29 +255,19 @@ class FlipProblem:
             return None
         rows = np.unique(np.asarray(flipped, dtype=np.int64))
         cache = self.training_state()
+        Xd = cache["Xd"]
+        if Xd.shape[0] * Xd.shape[1] ** 2 > ANCHOR_HESSIAN_MAX_WORK:
+            return None  # census-size tables: Newton from the anchor's optimum instead (see ANCHOR_HESSIAN_MAX_WORK)
         key = rows.tobytes()
         slot = "anchor0" if not len(rows) else "anchor"
         if slot not in cache or cache[slot][0] != key:
-            firm, Xd = self.firm, cache["Xd"]
+            firm = self.firm
             y = torch.as_tensor(self.label_matrix([rows])[0], dtype=firm.dtype, device=Xd.device)
-            theta = cache["theta0"]
-            index, recent = cache.get("recent", ({}, None))
-            if len(rows) and key in index:
-                theta = recent[index[key]]
-            elif len(rows):  # retrained from the unflipped optimum's model (fit_near), like any flip set
-                theta = self._fit([rows])[0][0]
-            # The anchor's own Hessian where it is affordable: on Adult (p = 91) a batch of 64 moves retrains in
-            # 0.68 s from it and in 1.6 s from the unflipped Hessian's factor, more than the Hessian costs. On a
-            # census-size table (KDD, p = 507: n p^2 = 2.6e10) one Hessian costs more than many batches; there,
-            # and for the unflipped optimum itself, the training state's factor serves.
-            factor = cache["factor"]
-            affordable = Xd.shape[0] * Xd.shape[1] ** 2 <= ANCHOR_HESSIAN_MAX_WORK
-            if factor is not None and len(rows) and affordable:
-                factor = None
-            # Above it, no model at all: retraining then runs preconditioned Newton as before, which on KDD
-            # census-income (p = 507) beats chord steps from the unflipped factor by far.
-            model = firm.local_model(theta, Xd, y, cache["sw"], factor=factor) if affordable else None
-            cache[slot] = (key, model)
+            theta = self._anchor_theta(rows) if len(rows) else cache["theta0"]
+            # The anchor's own Hessian: on Adult (p = 91) a batch of 64 moves retrains in 0.68 s from it and in
+            # 1.6 s from the unflipped Hessian's factor, more than the Hessian costs.
+            factor = None if len(rows) else cache["factor"]  # the unflipped optimum's factor is its own
+            cache[slot] = (key, firm.local_model(theta, Xd, y, cache["sw"], factor=factor))
         return cache[slot][1]
 
     def predictions(self, flip_sets: list[np.ndarray], X: np.ndarray | None = None, *,
