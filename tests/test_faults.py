@@ -40,10 +40,16 @@ def _env(log: Path, sleep: float, gate: Path | None = None) -> dict:
     return env
 
 
+def _default_sigint() -> None:
+    # A program started from a shell gets Ctrl-C's default disposition; the test process's own may have been
+    # changed by a library (an ignored SIGINT would be inherited through exec), so the driver starts as from a shell.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _launch(driver, folder, n, workers, log, sleep, gate=None, **kw):
     return subprocess.Popen([sys.executable, str(driver), str(folder), str(n), str(workers)],
                             env=_env(log, sleep, gate), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kw)
+                            preexec_fn=_default_sigint, **kw)
 
 
 def _events(log: Path) -> list[tuple[str, str, int]]:
