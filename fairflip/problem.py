@@ -195,9 +195,10 @@ class FlipProblem:
         return thetas.cpu().numpy()
 
     def _fit(self, flip_sets: list[np.ndarray], *, chunk: int = 512, around: np.ndarray | None = None,
-             tol: float | None = None):
+             tol: float | None = None, remember: bool = True):
         """(theta (K, p) tensor, last step (K,) tensor or None) of :meth:`fit_flip_sets`; ``tol`` loosens
-        ``fit_near``'s stopping rule (the last steps then bound each member's distance to its optimum)."""
+        ``fit_near``'s stopping rule (the last steps then bound each member's distance to its optimum);
+        ``remember=False`` leaves the latest batch's optima (the next anchors) as they were."""
         import torch
 
         cache = self.training_state()  # refuses a firm that is not differentiable
@@ -222,8 +223,9 @@ class FlipProblem:
             return torch.zeros((0, self.X.shape[1] + 1), dtype=torch.float64), None
         thetas = torch.cat(out)
         # The latest batch's optima, by flip set: a search's next anchor is usually one of them (its accepted move).
-        cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
-                           thetas)
+        if remember:
+            cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
+                               thetas)
         return thetas, (torch.cat(lasts) if lasts else None)
 
     def _anchor_theta(self, rows: np.ndarray):
@@ -291,9 +293,9 @@ class FlipProblem:
                 return firm.predict_many(X_eval, thetas.cpu().numpy())
             P, decided = firm.predict_decided(self.design_of(X_eval), thetas, last)
             redo = np.flatnonzero(~decided)
-            if len(redo):
-                exact = self.fit_flip_sets([flip_sets[k] for k in redo], around=around)
-                P[redo] = firm.predict_many(X_eval, exact)
+            if len(redo):  # the whole batch's loose optima stay the anchors the search may take next
+                exact, _ = self._fit([flip_sets[k] for k in redo], around=around, remember=False)
+                P[redo] = firm.predict_many(X_eval, exact.cpu().numpy())
             return P
         Y = self.label_matrix(flip_sets)
         return np.stack([self.firm.fit(self.X, Y[k], sample_weight=self.sample_weight).predict(X_eval)

@@ -345,11 +345,13 @@ class LinearFirm:
         corrected to first order in the distance from the anchor by its third-derivative tensor when there is
         one; the first step solves the anchor's cubic model of the gradient (a few (p, p) solves, no pass over
         X). Near the anchor the steps then shrink by about that distance squared (without a tensor: a chord
-        iteration with the anchor's Hessian, accelerated by Anderson mixing of its last steps). No line search and no (K, p, p) Hessian from X: a batch of moves
-        one or two flips from the anchor costs a few products with X instead of several per Newton step. The
-        fixed point is the same optimum and the stopping rule is :meth:`fit_params`'s (every step below
-        ``tol``, then taken); a member whose steps stop shrinking (ratio above ``NEAR_MAX_RATIO``) or turn
-        non-finite is solved by :meth:`fit_params` from the anchor instead.
+        iteration with the anchor's Hessian, accelerated by Anderson mixing of its last steps). No line search
+        and no (K, p, p) Hessian from X: a batch of moves one or two flips from the anchor costs a few products
+        with X instead of several per Newton step. The fixed point is the same optimum and the stopping rule is
+        :meth:`fit_params`'s (every step below ``tol``, then taken); a member whose steps stop shrinking (ratio
+        above ``NEAR_MAX_RATIO``; with Anderson mixing, a step larger than the one before), turn non-finite, or
+        would need more than ``NEAR_MAX_ITER`` passes at their rate so far is solved by :meth:`fit_params` from
+        the anchor instead.
 
         Args:
             Xd: design matrix, shape (n, p).
