@@ -323,7 +323,7 @@ class FlipProblem:
         cache = self.__dict__.get("_objective_cache")
         if cache is None:
             return self._objective_of(flip_sets, around)
-        keys = [np.unique(np.asarray(f, dtype=np.int64)).tobytes() for f in flip_sets]
+        keys = [flip_set_key(f) for f in flip_sets]
         missing: dict[bytes, int] = {}
         for k, key in enumerate(keys):
             if key not in cache.values and key not in missing:
@@ -355,10 +355,11 @@ class FlipProblem:
         if not objective.has_gap_structure:
             return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
         # Gap structures: every cell rate of every flip set in one product (the same sums as Objective.value).
-        gaps = np.abs(P @ objective.gap_weights(y_eval, a_eval).T)
+        # (NumPy has no BLAS product for int64: the float copy is cheaper than the integer product.)
+        gaps = np.abs(P.astype(np.float64) @ objective.gap_weights(y_eval, a_eval).T)
         value = gaps.mean(axis=1) if objective.aggregate == "mean" else gaps.max(axis=1)
         if self.error_weight:
-            value = value + self.error_weight * (P != np.asarray(y_eval)[None, :]).mean(axis=1)
+            value = value + self.error_weight * np.count_nonzero(P != np.asarray(y_eval)[None, :], axis=1) / P.shape[1]
         return value
 
     def objective_from_predictions(self, y_true: np.ndarray, y_pred: np.ndarray, a: np.ndarray) -> float:
@@ -373,6 +374,15 @@ ANCHOR_HESSIAN_MAX_WORK = 1_000_000_000
 """Local models (and with them ``fit_near``) are used while one Hessian costs at most this many multiply-adds
 (n p^2; Adult: 2.9e8); above it (KDD census-income at n = 20,000: 5.1e9) retraining runs preconditioned Newton
 from the unflipped optimum, as :meth:`FlipProblem.local_model` explains."""
+
+
+def flip_set_key(flipped: np.ndarray) -> bytes:
+    """A hashable key of a flip set (rows, any order; a row listed twice is flipped once): its sorted unique rows
+    as int64 bytes."""
+    rows = np.sort(np.asarray(flipped, dtype=np.int64).ravel())
+    if len(rows) > 1 and bool((rows[1:] == rows[:-1]).any()):
+        rows = np.unique(rows)
+    return rows.tobytes()
 
 
 def _label_changes(flip_sets: list[np.ndarray], anchor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -86,6 +86,19 @@ class SoftFlipBilevel:
                                     init=self.theta_start if init is None else init,
                                     preconditioner=self.hessian_factor)
 
+    def newton_step(self, z: torch.Tensor, theta: torch.Tensor, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Newton step of the inner problem for the labels y(z) from ``theta`` (B, p), with ``factor`` (B, p, p)
+        the Cholesky factors of the Hessians at ``theta`` (e.g. the previous relaxation step's local model, whose
+        labels differ from y(z) by one projected step: for a loss whose curvature does not depend on the label,
+        such as the logistic and squared losses, this is the exact Newton step). Costs one pass over X.
+
+        Returns:
+            (theta - H^{-1} grad J(theta; y(z)) (B, p), the step's max-norm (B,)).
+        """
+        g = self.firm.gradient(theta, self.Xd, self.labels(z.detach()), self.sample_weight)
+        step = torch.cholesky_solve(g.unsqueeze(-1), factor).squeeze(-1)
+        return theta - step, step.abs().amax(-1)
+
     def local_model(self, z: torch.Tensor, theta: torch.Tensor):
         """The firm's batched local model at theta (B, p) for the labels y(z), or None (a firm without
         ``local_model``; a Hessian not positive definite). With a ``hessian_factor`` (large p) the model holds

@@ -89,6 +89,39 @@ def _top(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarra
     return positions[np.argsort(-gain[positions], kind="stable")[:size]]
 
 
+def _moves(current: np.ndarray, cands: np.ndarray, pos_in: np.ndarray, pos_out: np.ndarray, gain: np.ndarray | None,
+           budget: int, neighbourhood: int, swap_shortlist: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The shortlisted neighbourhood of the sorted flip set ``current`` (k,): adds (when k < budget), drops and
+    swaps, in that order, each move's rows (k + 1, k - 1 or k) and its estimated gain (moves,), built as three
+    arrays instead of one array per move. ``pos_in``/``pos_out``: positions in ``cands`` inside/outside the set."""
+    k = len(current)
+    blocks: list[np.ndarray] = []
+    estimates: list[np.ndarray] = []
+
+    def estimated(positions: np.ndarray) -> np.ndarray:
+        return np.zeros(len(positions)) if gain is None else gain[positions]
+
+    def without(positions: np.ndarray) -> np.ndarray:  # (len, k - 1): current less each candidate in turn
+        keep = np.ones((len(positions), k), dtype=bool)
+        keep[np.arange(len(positions)), np.searchsorted(current, cands[positions])] = False
+        return np.broadcast_to(current, (len(positions), k))[keep].reshape(len(positions), max(k - 1, 0))
+
+    if k < budget:
+        adds = _top(pos_out, gain, neighbourhood)
+        blocks.append(np.column_stack([np.broadcast_to(current, (len(adds), k)), cands[adds]]))
+        estimates.append(estimated(adds))
+    drops = _top(pos_in, gain, neighbourhood)
+    blocks.append(without(drops))
+    estimates.append(estimated(drops))
+    if len(pos_in) and len(pos_out):
+        outs, ins = _top(pos_out, gain, swap_shortlist), _top(pos_in, gain, swap_shortlist)
+        kept = np.repeat(without(ins), len(outs), axis=0)
+        blocks.append(np.column_stack([kept, np.tile(cands[outs], len(ins))]))
+        estimates.append((estimated(ins)[:, None] + estimated(outs)[None, :]).ravel())
+    moves = [row for block in blocks for row in block]
+    return moves, np.concatenate(estimates) if estimates else np.zeros(0)
+
+
 def ranked_local_search(
     problem: FlipProblem,
     start: np.ndarray,
@@ -150,25 +183,10 @@ def ranked_local_search(
             if n_moves and evaluations + min(first_moves, n_moves) > max_evaluations:
                 return SearchResult(current, value, evaluations, rounds, False)
         gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
-        moves: list[np.ndarray] = []
-        estimate: list[float] = []
-        if len(current) < budget:
-            for j in _top(pos_out, gain, neighbourhood):
-                moves.append(np.append(current, cands[j]))
-                estimate.append(0.0 if gain is None else gain[j])
-        for i in _top(pos_in, gain, neighbourhood):
-            moves.append(current[current != cands[i]])
-            estimate.append(0.0 if gain is None else gain[i])
-        if len(pos_in) and len(pos_out):
-            outs = _top(pos_out, gain, swap_shortlist)
-            for i in _top(pos_in, gain, swap_shortlist):
-                kept = current[current != cands[i]]
-                for j in outs:
-                    moves.append(np.append(kept, cands[j]))
-                    estimate.append(0.0 if gain is None else gain[i] + gain[j])
+        moves, estimate = _moves(current, cands, pos_in, pos_out, gain, budget, neighbourhood, swap_shortlist)
         if not moves:
             return SearchResult(current, value, evaluations, rounds, True)
-        order = np.argsort(-np.asarray(estimate), kind="stable")
+        order = np.argsort(-estimate, kind="stable")
         tiers = [order] if gain is None else [order[:first_moves], order[first_moves:]]
         improved = False
         for tier in tiers:
