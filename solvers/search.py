@@ -30,6 +30,7 @@ from fairflip.methods import SolveControl
 from fairflip.problem import FlipProblem
 
 from .exact import IMPROVE_TOL, batched_objectives
+from .influence import Screen
 
 @dataclass
 class SearchResult:
@@ -41,6 +42,7 @@ class SearchResult:
         evaluations: flip sets retrained during the search.
         rounds: moves made.
         converged: True when no move of the neighbourhood improved (False when the evaluation cap stopped it).
+        screened: moves a screen left out without retraining (their first-order bound showed no improvement).
     """
 
     flipped: np.ndarray
@@ -48,6 +50,7 @@ class SearchResult:
     evaluations: int
     rounds: int
     converged: bool
+    screened: int = 0
 
 
 Ranker = Callable[[np.ndarray], np.ndarray]
@@ -90,13 +93,18 @@ def _top(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarra
 
 
 def _moves(current: np.ndarray, cands: np.ndarray, pos_in: np.ndarray, pos_out: np.ndarray, gain: np.ndarray | None,
-           budget: int, neighbourhood: int, swap_shortlist: int) -> tuple[list[np.ndarray], np.ndarray]:
+           budget: int, neighbourhood: int, swap_shortlist: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The shortlisted neighbourhood of the sorted flip set ``current`` (k,): adds (when k < budget), drops and
-    swaps, in that order, each move's rows (k + 1, k - 1 or k) and its estimated gain (moves,), built as three
-    arrays instead of one array per move. ``pos_in``/``pos_out``: positions in ``cands`` inside/outside the set."""
+    swaps, in that order, each move's rows (k + 1, k - 1 or k), its estimated gain (moves,) and the candidate
+    positions it toggles (moves, 2), -1 padded; built as three arrays instead of one array per move.
+    ``pos_in``/``pos_out``: positions in ``cands`` inside/outside the set."""
     k = len(current)
     blocks: list[np.ndarray] = []
     estimates: list[np.ndarray] = []
+    toggled: list[np.ndarray] = []
+
+    def single(positions: np.ndarray) -> np.ndarray:
+        return np.column_stack([positions, np.full(len(positions), -1)]).astype(np.int64).reshape(-1, 2)
 
     def estimated(positions: np.ndarray) -> np.ndarray:
         return np.zeros(len(positions)) if gain is None else gain[positions]
@@ -110,16 +118,19 @@ def _moves(current: np.ndarray, cands: np.ndarray, pos_in: np.ndarray, pos_out: 
         adds = _top(pos_out, gain, neighbourhood)
         blocks.append(np.column_stack([np.broadcast_to(current, (len(adds), k)), cands[adds]]))
         estimates.append(estimated(adds))
+        toggled.append(single(adds))
     drops = _top(pos_in, gain, neighbourhood)
     blocks.append(without(drops))
     estimates.append(estimated(drops))
+    toggled.append(single(drops))
     if len(pos_in) and len(pos_out):
         outs, ins = _top(pos_out, gain, swap_shortlist), _top(pos_in, gain, swap_shortlist)
         kept = np.repeat(without(ins), len(outs), axis=0)
         blocks.append(np.column_stack([kept, np.tile(cands[outs], len(ins))]))
         estimates.append((estimated(ins)[:, None] + estimated(outs)[None, :]).ravel())
+        toggled.append(np.column_stack([np.repeat(ins, len(outs)), np.tile(outs, len(ins))]).astype(np.int64))
     moves = [row for block in blocks for row in block]
-    return moves, np.concatenate(estimates) if estimates else np.zeros(0)
+    return moves, np.concatenate(estimates), np.concatenate(toggled)
 
 
 def ranked_local_search(
@@ -136,6 +147,7 @@ def ranked_local_search(
     batch_size: int = 256,
     control: SolveControl | None = None,
     stage: str = "local search",
+    screen: Screen | None = None,
 ) -> SearchResult:
     """Local search (add, drop, swap; every move retrained exactly), most promising moves first.
 
@@ -158,6 +170,9 @@ def ranked_local_search(
         batch_size: flip sets retrained at once.
         control: optional time limit and progress (``stage``, ``done`` = moves made, ``best``).
         stage: the progress stage name.
+        screen: optional first-order screen (:func:`fairflip.solvers.influence.influence_screen`): each round,
+            the moves it shows cannot improve are left out (never retrained); "converged" then means that no
+            move the screen kept improves.
 
     Returns:
         a :class:`SearchResult`; its objective is never above the start's.
@@ -169,10 +184,10 @@ def ranked_local_search(
     current = problem.check_flips(start, budget)
     if value is None:
         value = float(problem.objective_of([current])[0])
-    evaluations, rounds = 1, 0
+    evaluations, rounds, screened = 1, 0, 0
     while True:
         if control is not None and control.expired():
-            return SearchResult(current, value, evaluations, rounds, False)
+            return SearchResult(current, value, evaluations, rounds, False, screened)
         inside = np.isin(cands, current)
         pos_in, pos_out = np.flatnonzero(inside), np.flatnonzero(~inside)
         if ranker is not None:
@@ -181,26 +196,34 @@ def ranked_local_search(
             n_moves = (min(neighbourhood, k_out) if len(current) < budget else 0) + min(neighbourhood, k_in)
             n_moves += min(swap_shortlist, k_in) * min(swap_shortlist, k_out)
             if n_moves and evaluations + min(first_moves, n_moves) > max_evaluations:
-                return SearchResult(current, value, evaluations, rounds, False)
+                return SearchResult(current, value, evaluations, rounds, False, screened)
         gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
-        moves, estimate = _moves(current, cands, pos_in, pos_out, gain, budget, neighbourhood, swap_shortlist)
+        moves, estimate, toggles = _moves(current, cands, pos_in, pos_out, gain, budget, neighbourhood,
+                                          swap_shortlist)
         if not moves:
-            return SearchResult(current, value, evaluations, rounds, True)
+            return SearchResult(current, value, evaluations, rounds, True, screened)
         order = np.argsort(-estimate, kind="stable")
         tiers = [order] if gain is None else [order[:first_moves], order[first_moves:]]
+        if screen is not None:
+            # The tiers are cut before screening, so a screen that misses no improving move leaves the search's
+            # path as it was: each tier's best improving move is still in it.
+            keep = np.asarray(screen(current, toggles, value), dtype=bool)
+            screened += int((~keep).sum())
+            tiers = [tier[keep[tier]] for tier in tiers]
         improved = False
         for tier in tiers:
             if not len(tier):
                 continue
             if evaluations + len(tier) > max_evaluations:
-                return SearchResult(current, value, evaluations, rounds, False)
+                return SearchResult(current, value, evaluations, rounds, False, screened)
             # Every move is one or two flips away from the current set: retrain from its optimum.
             values = batched_objectives(problem, [moves[t] for t in tier], batch_size=batch_size, around=current,
                                         control=control)
             if values is None:
-                return SearchResult(current, value, evaluations, rounds, False)
+                return SearchResult(current, value, evaluations, rounds, False, screened)
             evaluations += len(tier)
-            best = int(np.argmin(values))
+            # Ties (within rounding: the same predictions summed in another order) go to the earlier move.
+            best = int(np.flatnonzero(values <= values.min() + IMPROVE_TOL)[0])
             if values[best] < value - IMPROVE_TOL:
                 current, value, rounds = np.sort(moves[tier[best]]), float(values[best]), rounds + 1
                 improved = True
@@ -208,7 +231,7 @@ def ranked_local_search(
         if control is not None:
             control.report(stage=stage, done=rounds, best=value)
         if not improved:
-            return SearchResult(current, value, evaluations, rounds, True)
+            return SearchResult(current, value, evaluations, rounds, True, screened)
 
 
 def ranked_greedy(
