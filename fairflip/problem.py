@@ -355,8 +355,12 @@ class FlipProblem:
         if not objective.has_gap_structure:
             return np.array([self.objective_from_predictions(y_eval, P[k], a_eval) for k in range(len(P))])
         # Gap structures: every cell rate of every flip set in one product (the same sums as Objective.value).
+        # Each gap is (minority cell's count) / its size - (majority cell's count) / its size: the counts are
+        # exact, so flip sets with the same counts get bit-identical values whatever the batch (ties stay ties).
         # (NumPy has no BLAS product for int64: the float copy is cheaper than the integer product.)
-        gaps = np.abs(P.astype(np.float64) @ objective.gap_weights(y_eval, a_eval).T)
+        W = objective.gap_weights(y_eval, a_eval)
+        Pf = P.astype(np.float64)
+        gaps = np.abs((Pf @ (W > 0).T) * W.max(axis=1) + (Pf @ (W < 0).T) * W.min(axis=1))
         value = gaps.mean(axis=1) if objective.aggregate == "mean" else gaps.max(axis=1)
         if self.error_weight:
             value = value + self.error_weight * np.count_nonzero(P != np.asarray(y_eval)[None, :], axis=1) / P.shape[1]

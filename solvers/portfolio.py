@@ -454,7 +454,7 @@ class _Run:
             return
         t = time.perf_counter()
         order, _ = ranked_greedy(self.problem, top, ranker=self.ranker(), shortlist=oracle.greedy_shortlist,
-                                 batch_size=oracle.batch_size, control=self.control)
+                                 batch_size=oracle.batch_size, control=self.control, screen=self.screen())
         self._add("greedy", [order[:M] for M in self.budgets], time.perf_counter() - t)
 
     def polish(self) -> None:

@@ -242,6 +242,7 @@ def ranked_greedy(
     shortlist: int = 32,
     batch_size: int = 256,
     control: SolveControl | None = None,
+    screen: Screen | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy forward selection with exact retraining of the most promising additions.
 
@@ -256,6 +257,8 @@ def ranked_greedy(
         shortlist: candidates retrained per step with a ranker.
         batch_size: flip sets retrained at once.
         control: optional time limit and progress (``stage="greedy"``, ``done``, ``total``, ``best``).
+        screen: optional first-order screen (see :func:`ranked_local_search`): shortlisted additions it shows
+            cannot improve are not retrained.
 
     Returns:
         (order (k,) rows in the order added, k <= M; values (k + 1,) the objective after 0..k flips). The
@@ -273,11 +276,15 @@ def ranked_greedy(
         current = np.sort(np.array(order, dtype=np.int64))
         gain = None if ranker is None else np.asarray(ranker(current), dtype=np.float64)
         positions = _top(np.flatnonzero(~taken), gain, shortlist)
+        if screen is not None:
+            positions = positions[np.asarray(screen(current, positions[:, None], values[-1]), dtype=bool)]
+            if not len(positions):
+                break
         trials = [np.append(current, cands[j]) for j in positions]
         vals = batched_objectives(problem, trials, batch_size=batch_size, around=current, control=control)
         if vals is None:
             break
-        best = int(np.argmin(vals))
+        best = int(np.flatnonzero(vals <= vals.min() + IMPROVE_TOL)[0])  # ties: the earlier (better ranked)
         if vals[best] >= values[-1] - IMPROVE_TOL:
             break
         order.append(int(cands[positions[best]]))
