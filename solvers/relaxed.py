@@ -36,6 +36,7 @@ from fairflip.surrogates import FairnessSurrogate, SurrogateKind, TemperatureSch
 
 from .exact import batched_objectives
 from .hypergrad import LinearSolver, SoftFlipBilevel, UnrollKind, implicit_hypergradient, unrolled_hypergradient
+from .influence import influence_screen
 from .search import ranked_local_search, threads_for
 
 
@@ -207,6 +208,8 @@ class RelaxedOracle(FlipMethod):
         batch_size: flip sets retrained at once.
         max_prefixes: the most prefix sizes the rounding retrains per budget (all of 0..M when M < max_prefixes,
             else that many evenly spread sizes including 0 and M; local search refines the size).
+        screen: leave out of the local search the moves a first-order screen shows cannot improve (see the
+            ``oracle`` portfolio's option of that name and :func:`fairflip.solvers.influence.influence_screen`).
     """
 
     omniscient = True
@@ -231,9 +234,13 @@ class RelaxedOracle(FlipMethod):
         max_evaluations: int | None = None,
         batch_size: int | None = None,
         max_prefixes: int | None = None,
+        screen: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(seed=seed)
+        if not isinstance(screen, (bool, np.bool_)):
+            raise FairflipError(f"screen must be True or False, got {screen!r}")
+        self.screen = bool(screen)
         if gradient not in ("implicit", "unrolled"):
             raise FairflipError(f"gradient must be implicit or unrolled, got {gradient!r}")
         if (steps is not None and steps < 0) or not lr > 0:
@@ -298,6 +305,7 @@ class RelaxedOracle(FlipMethod):
             rounded = self.round(problem, budgets, relaxed, control)
             ranker = (make_ranker(problem, relaxed.bilevel, solver=self.linear_solver)
                       if self.local_search else None)
+            screen = influence_screen(problem) if self.local_search and self.screen else None
             results = []
             for b, M in enumerate(budgets):
                 flipped, objective = rounded[b]
@@ -312,10 +320,10 @@ class RelaxedOracle(FlipMethod):
                                                 neighbourhood=cfg["neighbourhood"],
                                                 swap_shortlist=cfg["swap_shortlist"], first_moves=self.first_moves,
                                                 max_evaluations=cfg["max_evaluations"],
-                                                batch_size=cfg["batch_size"], control=control)
+                                                batch_size=cfg["batch_size"], control=control, screen=screen)
                     flipped, objective = found.flipped, found.objective
                     info.update(local_search_moves=found.rounds, local_search_evaluations=found.evaluations,
-                                local_search_converged=found.converged)
+                                local_search_converged=found.converged, local_search_screened=found.screened)
                 info["objective"] = objective
                 info["time_s"] = time.perf_counter() - start
                 hit = control.expired()
