@@ -149,6 +149,10 @@ class ScoreIntervals:
         rho: shape (n,) certified bounds on every training row's score shift.
         radius_affine: (r0 (m,), R (m, c')) a second certified half-width r0 + R z that depends on the flips
             (see :func:`logistic_intervals`), or None.
+        coupling: the coupled remainder model (:class:`CoupledRemainder`), or None.
+        lowrank: the linear model and the uniform interval in factored form (:class:`LowRankModel`), or None.
+        lowrank_keys: shape (m, p) the evaluation rows' features with the intercept (rows that are equal here and
+            in ``lowrank.EH`` score alike under every model), or None.
         info: diagnostics (iterations, largest shift, norm bound).
     """
 
@@ -159,6 +163,9 @@ class ScoreIntervals:
     radius: np.ndarray
     rho: np.ndarray
     radius_affine: tuple[np.ndarray, np.ndarray] | None = None
+    coupling: "CoupledRemainder | None" = None
+    lowrank: "LowRankModel | None" = None
+    lowrank_keys: np.ndarray | None = None
     certified: bool = True
     driver: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -166,7 +173,7 @@ class ScoreIntervals:
 
 def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarray, budget: int, *,
                        max_iter: int = 2000, max_shift: float = 50.0, boxed: int = 0,
-                       deadline: float | None = None) -> ScoreIntervals:
+                       deadline: float | None = None, tracked: int = 0, slopes: int = 4) -> ScoreIntervals:
     """Certified score intervals around the flip set ``center`` for adding at most ``budget`` of ``free``.
 
     Args:
@@ -181,6 +188,9 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         boxed: in the flip-dependent interval (``radius_affine``, see :func:`_affine_half_width`), the training
             rows with the largest worst-case share that enter through their remainder range (a constant) instead of
             their secant-slope deviation times their shift (affine in z).
+        tracked: training rows whose remainder the coupled model (:class:`CoupledRemainder`) carries as its own
+            variable (the rows with the largest worst-case remainder times leverage); 0: no coupled model.
+        slopes: line slopes per side of each tracked row's remainder graph (see :func:`graph_lines`).
 
     Returns:
         the :class:`ScoreIntervals`; ``certified`` is False (and ``radius`` infinite) when the shift bounds diverge
@@ -307,6 +317,10 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     # The evaluation score minus the linear model lies in [elo, ehi] for every allowed A: centre the model there.
     mid = 0.5 * (elo + ehi)
     radius = 0.5 * (ehi - elo) + 1e-15
+    # Rounding of the factored products EH_j g (g = Q^T z): a relative 1e-12 of their magnitudes.
+    gmax = np.partition(np.abs(Q), -k, axis=0)[-k:].sum(axis=0) if k > 0 else np.zeros(p)
+    lr_slack = 1e-12 * (np.abs(EH) @ gmax + np.abs(base)) + 1e-15
+    lowrank = LowRankModel(Q=Q, EH=EH, base=base.copy(), lo=elo - lr_slack, hi=ehi + lr_slack)
     base_out, slope_out = base + mid, slope.copy()
     radius_affine = None
     if k > 0:
@@ -314,8 +328,34 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
                                            radius, base_out, slope_out)
     model = AffineScores(base=base_out, slope=slope_out, center=np.zeros(len(free)))
     affine_rows = 0 if radius_affine is None else int((radius_affine[1] > 0).any(axis=1).sum())
+    coupling = None
+    if tracked > 0 and k > 0:
+        vlo, vhi = remainder_range(f, lo, hi)
+        u = cw * np.maximum(-vlo, vhi)
+        T = np.sort(np.argsort(-(u * lev), kind="stable")[:min(int(tracked), n)])
+        untracked = np.ones(n, dtype=bool)
+        untracked[T] = False
+        # The untracked rows' remainders enter every row through their box, as in the fixed point.
+        tlo, thi, _ = nonlinear(lo, hi, rows_P=None if P is None else P[T], rows_pair=None if P is None else pair[T],
+                                rows_lev=lev[T], mask=untracked)
+        ulo, uhi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e, mask=untracked)
+        b, alow, ahigh = graph_lines(f[T], lo[T], hi[T], slopes)
+        gmax = np.partition(np.abs(Q), -k, axis=0)[-k:].sum(axis=0) if len(free) else np.zeros(p)
+        wmax = np.abs(X[T]).T @ u[T]
+        mag = gmax + wmax + np.abs(r0)
+        base0 = E @ theta - firm.score_threshold
+        # Rounding of the model's products: a relative 1e-12 of their magnitudes.
+        slack_t = 1e-12 * (np.abs(XH[T]) @ mag) + 1e-15
+        slack_e = 1e-12 * (np.abs(EH) @ mag + np.abs(base0)) + 1e-15
+        lower, upper = model.score_bounds(k)
+        coupling = CoupledRemainder(
+            Q=Q, r0=r0, rows=T, XH=XH[T], Xw=X[T] * cw[T][:, None], d_lo=XH[T] @ -r0 + tlo - slack_t,
+            d_hi=XH[T] @ -r0 + thi + slack_t, lo=lo[T], hi=hi[T], slope=b, line_low=alow, line_high=ahigh,
+            EH=EH, score_lo=base0 - EH @ r0 + ulo - slack_e, score_hi=base0 - EH @ r0 + uhi + slack_e,
+            true_lo=lower - radius, true_hi=upper + radius)
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
-                          radius_affine=radius_affine, driver=driver,
+                          radius_affine=radius_affine, driver=driver, coupling=coupling, lowrank=lowrank,
+                          lowrank_keys=E,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
                                 "median_radius": float(np.median(radius)), "max_radius": float(radius.max()),
                                 "affine_rows": affine_rows})
@@ -342,6 +382,307 @@ def _slope_deviation(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.
     s_plus = np.maximum.reduce([np.zeros_like(f), up_max - d1, d1 - dn_min]) + 1e-15
     s_minus = np.maximum.reduce([np.zeros_like(f), d1 - up_min, dn_max - d1]) + 1e-15
     return s_plus, s_minus
+
+
+def graph_lines(f: np.ndarray, lo: np.ndarray, hi: np.ndarray, slopes: int = 4
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines below and above the graph of phi(d) = sigma(f + d) - sigma(f) - sigma'(f) d over lo <= d <= hi.
+
+    Args:
+        f: shape (K,) scores; lo, hi: shape (K,) the shift ranges (lo <= 0 <= hi).
+        slopes: slopes per row (at least 1): 0 and the tangent slopes phi'(d) at d = lo / 2^i and hi / 2^i
+            (i = 0, 1, ...), taken in turn, then the chord slopes.
+
+    Returns:
+        (b, low, high), each shape (K, S): for every d in [lo_l, hi_l], low_ls + b_ls d <= phi_l(d) <= high_ls +
+        b_ls d. For a slope b, low and high are the least and largest phi(d) - b d over the range, exact up to a
+        rounding margin: the derivative sigma'(f + d) - sigma'(f) - b vanishes only where sigma'(f + d) = sigma'(f)
+        + b =: c, which for 0 < c < 1/4 is at f + d = +-log(s / (1 - s)), s = (1 + sqrt(1 - 4 c)) / 2, so the
+        extremes sit at the ends or at those points.
+    """
+    f, lo, hi = (np.asarray(v, dtype=np.float64) for v in (f, lo, hi))
+
+    def s1(v):
+        return _sigmoid(v) * _sigmoid(-v)
+
+    def phi(d):
+        return _sigmoid(f + d) - _sigmoid(f) - s1(f) * d
+
+    d1 = s1(f)
+    cand = [np.zeros_like(f)]
+    for i in range(8):
+        cand += [d1 * 0 + (s1(f + lo / 2 ** i) - d1), s1(f + hi / 2 ** i) - d1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chords = [np.where(hi > 0, phi(hi) / np.where(hi > 0, hi, 1.0), 0.0),
+                  np.where(lo < 0, phi(lo) / np.where(lo < 0, lo, 1.0), 0.0),
+                  np.where(hi > lo, (phi(hi) - phi(lo)) / np.where(hi > lo, hi - lo, 1.0), 0.0)]
+    order = cand[:1] + chords + cand[1:]
+    b = np.stack(order[:max(1, int(slopes))], axis=1)
+    low = np.empty_like(b)
+    high = np.empty_like(b)
+    for j in range(b.shape[1]):
+        bj = b[:, j]
+        points = [lo, hi]
+        c = d1 + bj
+        inside = (c > 0) & (c < 0.25)
+        r = np.sqrt(np.clip(1.0 - 4.0 * np.where(inside, c, 0.1), 0.0, 1.0))
+        big = 0.5 * (1.0 + r)
+        x = np.log(big / (np.where(inside, c, 0.1) / big))  # log(s / (1 - s)) with 1 - s = c / s
+        for sgn in (1.0, -1.0):
+            points.append(np.where(inside, np.clip(sgn * x - f, lo, hi), lo))
+        vals = np.stack([phi(d) - bj * d for d in points], axis=1)
+        margin = 1e-14 * (1.0 + (0.25 + np.abs(bj)) * np.maximum(-lo, hi))
+        low[:, j] = vals.min(axis=1) - margin
+        high[:, j] = vals.max(axis=1) + margin
+    return b, low, high
+
+
+@dataclass
+class LowRankModel:
+    """The first-order model in factored form: slope = EH Q^T (rank p), so the scores depend on z only through
+    g = Q^T z; with the uniform interval, every allowed flip set's score j (minus the threshold) lies in
+    base_j + EH_j g + [lo_j, hi_j].
+
+    Attributes:
+        Q: shape (c', p) tilts q_k of the free candidates.
+        EH: shape (m, p) rows H^{-1} e_j.
+        base: shape (m,) the linear model's score at no further flips.
+        lo, hi: shape (m,) the nonlinear range (with a rounding margin for the factored products).
+    """
+
+    Q: np.ndarray
+    EH: np.ndarray
+    base: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass
+class CoupledRemainder:
+    """The remainder of the first-order model as one shared p-vector, for the MILP (see the module docstring).
+
+    With g = Q^T z (the tilt of the flips, shape (p,)) and w = sum_l x_l C w_l phi_l(d_l) over the tracked rows
+    (shape (p,)), the true shifts and scores are, exactly up to the untracked rows' box and rounding (kept in the
+    ranges below):
+
+        d_l = XH_l (g - r0 - w) + [tracked range],  score_j = base_j + EH_j (g - r0 - w) + [score range],
+
+    and each tracked (d_l, phi_l) lies between the lines of :func:`graph_lines` over d_l in [lo_l, hi_l].
+
+    Attributes:
+        Q: shape (c', p) tilts of the free candidates; r0: shape (p,) the centre's retraining residual.
+        rows: shape (K,) tracked training rows; XH: shape (K, p) their H^{-1} x_l; Xw: shape (K, p) C w_l x_l.
+        d_lo, d_hi: shape (K,) d_l - XH_l (g - w) lies in [d_lo, d_hi] (the -XH_l r0 term included).
+        lo, hi: shape (K,) certified shift ranges of the tracked rows.
+        slope, line_low, line_high: shape (K, S) the graph's lines.
+        EH: shape (m, p) H^{-1} e_j of the evaluation rows.
+        score_lo, score_hi: shape (m,) score_j (minus the threshold) - EH_j (g - w) lies in [score_lo, score_hi].
+        true_lo, true_hi: shape (m,) certified bounds on the true scores over the node's flip sets (big-Ms).
+    """
+
+    Q: np.ndarray
+    r0: np.ndarray
+    rows: np.ndarray
+    XH: np.ndarray
+    Xw: np.ndarray
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    slope: np.ndarray
+    line_low: np.ndarray
+    line_high: np.ndarray
+    EH: np.ndarray
+    score_lo: np.ndarray
+    score_hi: np.ndarray
+    true_lo: np.ndarray
+    true_hi: np.ndarray
+
+    def constraints(self, z, p, rows, delta: np.ndarray, g=None) -> list:
+        """CVXPY constraints tying the predictions ``p`` (shape (r,)) of evaluation ``rows`` to the flips ``z``
+        (shape (c',)) through the coupled model; ``delta`` shape (r,) the band (see
+        :func:`solvers.milp.exact_threshold_problem`); ``g`` an existing variable constrained to Q^T z (shape
+        (p,)), or None. ``rows`` is an int array (one row per prediction) or a list of r int arrays (classes of
+        rows with equal features and equal ``EH`` rows sharing one prediction: their loosest ranges are used).
+        They hold at every flip set's true point."""
+        import cvxpy as cp
+
+        K, S = self.slope.shape
+        cons = []
+        if g is None:
+            g = cp.Variable(self.Q.shape[1])
+            cons.append(g == self.Q.T @ z)
+        w = cp.Variable(self.Q.shape[1])
+        d = cp.Variable(K)
+        v = cp.Variable(K)
+        gw = g - w
+        cons += [w == self.Xw.T @ v, d >= self.lo, d <= self.hi,
+                d - self.XH @ gw >= self.d_lo, d - self.XH @ gw <= self.d_hi]
+        for j in range(S):
+            cons += [v >= self.line_low[:, j] + cp.multiply(self.slope[:, j], d),
+                     v <= self.line_high[:, j] + cp.multiply(self.slope[:, j], d)]
+        groups = [np.atleast_1d(np.asarray(r, dtype=np.int64)) for r in rows]
+        first = np.array([gr[0] for gr in groups], dtype=np.int64)
+
+        def low(v):
+            return np.array([v[gr].min() for gr in groups])
+
+        def high(v):
+            return np.array([v[gr].max() for gr in groups])
+
+        EHr = self.EH[first]
+        hi_expr = EHr @ gw + high(self.score_hi)
+        lo_expr = EHr @ gw + low(self.score_lo)
+        big_down = np.maximum(-low(self.true_lo), 0.0) + delta
+        big_up = np.maximum(high(self.true_hi), 0.0) + delta
+        cons += [hi_expr >= -delta - cp.multiply(big_down, 1 - p), lo_expr <= delta + cp.multiply(big_up, p)]
+        return cons
+
+
+def _classes(keys: np.ndarray) -> list[np.ndarray]:
+    """Indices of the rows of ``keys`` (shape (r, q)) grouped by bitwise equality, in order of first occurrence."""
+    if len(keys) == 0:
+        return []
+    keys = np.ascontiguousarray(keys)
+    view = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    groups = [np.flatnonzero(inverse == g) for g in order]
+    return groups
+
+
+def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0.0, tolerance: float = 1e-7,
+                     affine: bool = True, coupled: bool = False, classes: bool = True):
+    """The exact-threshold MILP over a node's certified intervals, with the scores in factored form.
+
+    The same relaxation as :func:`solvers.milp.exact_threshold_problem` over the uniform interval (one binary
+    prediction per evaluation row the intervals leave open, a band delta_j around the threshold inside which both
+    predictions are allowed, big-M pairs), with three changes that make HiGHS's search far cheaper:
+
+    - the linear model enters through g = Q^T z (p continuous variables, :class:`LowRankModel`): a row's pair has
+      p + 1 non-zeros instead of c' + 1;
+    - ``classes``: free candidates with bitwise identical tilts q_k are interchangeable (equal rows of every
+      matrix built from them), so one integer n_G in [0, |G|] counts the flips of class G; open evaluation rows
+      with bitwise identical features (and H^{-1} e_j) score alike under every model, so they share one prediction
+      p_G whose gap weight is the sum of theirs, with the loosest of their intervals and bands. This removes the
+      symmetric copies that HiGHS otherwise branches over (COMPAS at M = 10: 307 candidate classes of 363
+      candidates, 152 of 291 open rows);
+    - ``affine`` adds the flip-dependent interval's pair on its rows (dense in z; per class the least coefficient
+      in the lower side and the largest in the upper side), ``coupled`` the coupled remainder model's
+      (:class:`CoupledRemainder`).
+
+    Every constraint holds at each flip set's true point (its class counts, g = Q^T z and true predictions), so the
+    optimum and any dual bound are at most the true optimum over the node's flip sets.
+
+    Args:
+        intervals: a certified :class:`ScoreIntervals` with ``lowrank`` (m evaluation rows, c' free candidates).
+        gaps: the objective's :class:`solvers.milp.FairnessGaps` over the m rows.
+        error_weight: weight of the error rate mean(p_j != y_j).
+        tolerance: the band's absolute half-width (> 0).
+        affine, coupled, classes: as above.
+
+    Returns:
+        (problem, n, decode, constant): the CVXPY problem, the integer class-count variable n (shape (G,)),
+        ``decode(n_value)`` giving the free-candidate indicator z (shape (c',), 0/1; the first members of each
+        class), and the constant to add to the solver's objective.
+    """
+    import cvxpy as cp
+
+    from .milp import _aggregate, threshold_band
+
+    if not (float(tolerance) > 0):
+        raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
+    lr = intervals.lowrank
+    if lr is None:
+        raise FairflipError("certificate_milp needs intervals with a factored model (lowrank)")
+    k = intervals.budget
+    c = lr.Q.shape[0]
+    m = len(lr.base)
+    lin = AffineScores(base=lr.base, slope=lr.EH @ lr.Q.T, center=np.zeros(c))
+    lin_lo, lin_hi = lin.score_bounds(k)
+    lower, upper = lin_lo + lr.lo, lin_hi + lr.hi  # the uniform interval's reach over every allowed z
+    delta = threshold_band(lin, lin_lo, lin_hi, tolerance) + 1e-9 * (np.abs(lr.lo) + np.abs(lr.hi))
+    rows = np.arange(m) if error_weight > 0 else gaps.rows
+    fixed_one = lower[rows] > delta[rows]
+    fixed_zero = upper[rows] < -delta[rows]
+    use_affine = affine and intervals.radius_affine is not None
+    if use_affine:
+        r0, R = intervals.radius_affine
+        model = intervals.model
+        low_a = AffineScores(model.base - r0, model.slope - R, model.center).score_bounds(k)
+        up_a = AffineScores(model.base + r0, model.slope + R, model.center).score_bounds(k)
+        fixed_one |= low_a[0][rows] > delta[rows]
+        fixed_zero |= up_a[1][rows] < -delta[rows]
+    free = rows[~fixed_one & ~fixed_zero]
+    # Candidate classes (identical tilts) and row classes (identical features): see the docstring.
+    cgroups = _classes(lr.Q) if classes else [np.array([i]) for i in range(c)]
+    size = np.array([len(gr) for gr in cgroups], dtype=np.float64)
+    rep = np.array([gr[0] for gr in cgroups], dtype=np.int64)
+    if classes and len(free):
+        E_keys = np.c_[lr.EH[free], intervals.lowrank_keys[free]] if intervals.lowrank_keys is not None \
+            else lr.EH[free]
+        rgroups = [free[gr] for gr in _classes(E_keys)]
+    else:
+        rgroups = [np.array([j]) for j in free]
+    n = cp.Variable(len(cgroups), integer=True)
+    cons = [n >= 0, n <= size, cp.sum(n) <= k]
+    p_const = np.zeros(m)
+    p_const[rows[fixed_one]] = 1.0
+    p = cp.Variable(len(rgroups), boolean=True) if len(rgroups) else None
+    gap_expr = gaps.weights @ p_const
+    if p is not None:
+        first = np.array([gr[0] for gr in rgroups], dtype=np.int64)
+        W = np.stack([gaps.weights[:, gr].sum(axis=1) for gr in rgroups], axis=1)  # (k gaps, groups)
+        gap_expr = gap_expr + W @ p
+
+        def low(v):  # the least member value per row class, shape (groups,)
+            return np.array([v[gr].min() for gr in rgroups])
+
+        def high(v):
+            return np.array([v[gr].max() for gr in rgroups])
+
+        g = cp.Variable(lr.Q.shape[1])
+        cons.append(g == lr.Q[rep].T @ n)
+        d = high(delta)
+        EHg = lr.EH[first] @ g
+        big_up = np.maximum(high(lin_hi + lr.lo), 0.0) + d
+        big_down = np.maximum(-low(lin_lo + lr.hi), 0.0) + d
+        cons += [EHg + low(lr.base + lr.lo) <= d + cp.multiply(big_up, p),
+                 EHg + high(lr.base + lr.hi) >= -d - cp.multiply(big_down, 1 - p)]
+        if use_affine:
+            # Only the row classes whose flip-dependent interval differs from the uniform one (R non-zero).
+            sub = np.array([i for i, gr in enumerate(rgroups) if R[gr].any()], dtype=np.int64)
+            if len(sub):
+                lo_c = np.stack([(model.slope[rgroups[i]] - R[rgroups[i]]).min(axis=0) for i in sub])
+                hi_c = np.stack([(model.slope[rgroups[i]] + R[rgroups[i]]).max(axis=0) for i in sub])
+                lo_c = np.stack([lo_c[:, gr].min(axis=1) for gr in cgroups], axis=1)
+                hi_c = np.stack([hi_c[:, gr].max(axis=1) for gr in cgroups], axis=1)
+                lo_0 = np.array([(model.base - r0)[rgroups[i]].min() for i in sub])
+                hi_0 = np.array([(model.base + r0)[rgroups[i]].max() for i in sub])
+                bu = np.maximum(high(low_a[1])[sub], 0.0) + d[sub]
+                bd = np.maximum(-low(up_a[0])[sub], 0.0) + d[sub]
+                cons += [lo_0 + lo_c @ n <= d[sub] + cp.multiply(bu, p[sub]),
+                         hi_0 + hi_c @ n >= -d[sub] - cp.multiply(bd, 1 - p[sub])]
+        if coupled and intervals.coupling is not None:
+            cons += intervals.coupling.constraints(n, p, rgroups, d, g=g)
+    term, agg_cons = _aggregate(gaps, gap_expr)
+    cons += agg_cons
+    objective, constant = term, 0.0
+    if error_weight > 0 and p is not None:
+        yf = gaps.y.astype(np.float64)
+        constant = error_weight * (yf.sum() + ((1 - 2 * yf) * p_const).sum()) / m
+        cost = np.array([(1 - 2 * yf[gr]).sum() for gr in rgroups])
+        objective = objective + error_weight * (cost @ p) / m
+    elif error_weight > 0:
+        constant = error_weight * float(np.mean(p_const != gaps.y))
+
+    def decode(counts: np.ndarray) -> np.ndarray:
+        out = np.zeros(c)
+        for gr, v in zip(cgroups, np.asarray(counts, dtype=np.float64)):
+            out[gr[:int(round(v))]] = 1.0
+        return out
+
+    return cp.Problem(cp.Minimize(objective), cons), n, decode, constant
 
 
 def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope, elo, ehi, radius, base_out,
@@ -439,6 +780,9 @@ def certify_logistic(
     tolerance: float = 1e-7,
     seed: int = 0,
     progress=None,
+    formulation: str = "factored",
+    coupled_rows: int = 40,
+    coupled_slopes: int = 3,
 ) -> FlipResult:
     """A certified lower bound on the logistic firm's objective over flip sets of size <= ``budget``.
 
@@ -465,6 +809,12 @@ def certify_logistic(
         seed: HiGHS's random seed.
         progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
             (the least open bound)), as :data:`fairflip.methods.ProgressFn`.
+        formulation: ``factored`` (:func:`certificate_milp`: scores through g = Q^T z, candidate and row classes;
+            at the root the uniform interval first, then, with the root time left, the coupled remainder model
+            on top of it, the larger bound kept) or ``dense`` (:func:`solvers.milp.exact_threshold_problem` over
+            both intervals, the earlier formulation).
+        coupled_rows, coupled_slopes: the coupled model's tracked training rows and line slopes per side (see
+            :func:`logistic_intervals`); ``coupled_rows=0`` skips the root's second stage.
 
     Returns:
         a :class:`FlipResult`: ``flipped``/``objective`` the incumbent (true objective), ``lower_bound`` the
@@ -485,6 +835,8 @@ def certify_logistic(
     if getattr(problem.firm, "loss", None) != "logistic":
         raise FairflipError("certify_logistic needs the logistic firm (its loss is self-concordant); for the "
                             "ridge firm use oracle-convex's exact MILP")
+    if formulation not in ("factored", "dense"):
+        raise FairflipError(f"formulation must be 'factored' or 'dense', got {formulation!r}")
     start = time.perf_counter()
     cands = problem.candidates
     gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])
@@ -504,6 +856,7 @@ def certify_logistic(
     hit = False
     solver_name = None
     enumerated = 0
+    stage_log: list[dict[str, Any]] = []
     while heap:
         if heap[0].bound >= best - 1e-12:
             heap = []  # every open node is dominated by the incumbent
@@ -533,28 +886,51 @@ def certify_logistic(
             if nodes == 1:
                 root_bound = best  # the root enumerated: its optimum is proven
             continue
-        intervals = logistic_intervals(problem, node.center, free, left,
-                                       deadline=start + time_limit)
+        root_node = nodes == 1
+        tracked = coupled_rows if (root_node and formulation == "factored") else 0
+        intervals = logistic_intervals(problem, node.center, free, left, deadline=start + time_limit,
+                                       tracked=tracked, slopes=coupled_slopes)
         bound = node.bound
         branch_on = None
         if intervals.certified:
-            prob, z, const = exact_threshold_problem(intervals.model, gaps, intervals.budget,
-                                                     error_weight=problem.error_weight, tolerance=tolerance,
-                                                     radius=intervals.radius,
-                                                     radius_affine=intervals.radius_affine)
-            per_node = node_time_limit if nodes > 1 else (time_limit if root_time_limit is None else root_time_limit)
-            remaining = max(1.0, min(per_node, time_limit - (time.perf_counter() - start)))
-            report = solve(prob, z, const, solver="HIGHS", time_limit=remaining, seed=seed)
-            solver_name = report.solver
-            if report.bound is not None:
-                bound = max(bound, report.bound)
-            if report.z is not None:
-                chosen = free[report.z > 0.5]
+            per_node = node_time_limit if not root_node else (time_limit if root_time_limit is None
+                                                              else root_time_limit)
+            node_end = time.perf_counter() + max(1.0, min(per_node, time_limit - (time.perf_counter() - start)))
+            stages = [False] if formulation == "dense" or intervals.coupling is None else [False, True]
+            for coupled in stages:
+                remaining = node_end - time.perf_counter()
+                if coupled and (remaining < 5.0 or bound >= best - 1e-12):
+                    break
+                remaining = max(1.0, remaining)
+                if formulation == "dense":
+                    prob, z, const = exact_threshold_problem(intervals.model, gaps, intervals.budget,
+                                                             error_weight=problem.error_weight,
+                                                             tolerance=tolerance, radius=intervals.radius,
+                                                             radius_affine=intervals.radius_affine)
+                    decode = None
+                    options = None
+                else:
+                    prob, z, decode, const = certificate_milp(intervals, gaps, error_weight=problem.error_weight,
+                                                              tolerance=tolerance, affine=False,
+                                                              coupled=coupled)
+                    # HiGHS's restarts were seen to run minutes past the time limit (COMPAS, M = 25), which
+                    # the hard deadline then turns into no bound at all.
+                    options = {"mip_allow_restart": False}
+                report = solve(prob, z, const, solver="HIGHS", time_limit=remaining, seed=seed, options=options)
+                solver_name = report.solver
+                stage_log.append({"node": nodes, "coupled": coupled, "bound": report.bound,
+                                  "status": report.status, "seconds": report.wall_time})
+                if report.bound is not None:
+                    bound = max(bound, report.bound)
+                if report.z is None:
+                    continue
+                zz = report.z if decode is None else decode(report.z)
+                chosen = free[zz > 0.5]
                 trial = np.sort(np.r_[node.center, chosen]).astype(np.int64)
                 v = float(problem.objective_of([trial])[0])
                 if v < best:
                     best_set, best = trial, v
-                if nodes == 1 and polish > 0 and bound < best - 1e-12 and len(trial):
+                if root_node and not coupled and polish > 0 and bound < best - 1e-12 and len(trial):
                     # The root relaxation's answer is a good start for an exact local search (true objectives
                     # only: it can improve the incumbent, never the bound).
                     from .search import ranked_local_search
@@ -562,9 +938,10 @@ def certify_logistic(
                     found = ranked_local_search(problem, trial, budget, value=v, max_evaluations=polish)
                     if found.objective < best:
                         best_set, best = np.sort(found.flipped).astype(np.int64), float(found.objective)
-                if len(chosen):
+                if len(chosen) and branch_on is None:
                     # Branch on the chosen candidate that moves the evaluation scores most.
-                    branch_on = chosen[np.argmax(np.abs(intervals.model.slope[:, report.z > 0.5]).sum(axis=0))]
+                    pick = zz > 0.5
+                    branch_on = chosen[np.argmax(np.abs(intervals.model.slope[:, pick]).sum(axis=0))]
         if nodes == 1:
             root_info = dict(intervals.info)
             root_bound = bound
@@ -586,6 +963,7 @@ def certify_logistic(
     result = FlipResult(flipped=best_set, objective=best, status="feasible", solver=solver_name,
                         time_limit_hit=hit,
                         info={"nodes": nodes, "open_nodes": len(heap), "root": root_info, "root_bound": root_bound,
+                              "milps": stage_log, "formulation": formulation,
                               "enumerated_sets": enumerated, "runtime_s": time.perf_counter() - start})
     source = ("enumeration" if root_info is None and nodes == 1 and not heap and enumerated
               else "relaxation" if nodes == 1 else "branch-and-bound")
