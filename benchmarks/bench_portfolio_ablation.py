@@ -28,14 +28,14 @@ VARIANTS = {
     "top1": {"polish_top": 1},
     "no-relaxed": {"components": ("enumerate", "heuristics", "convex", "greedy")},
     "no-greedy": {"components": ("enumerate", "heuristics", "relaxed", "convex")},
+    "no-screen": {"screen": False},
 }
 
 
-def run(datasets: list[str], seeds: list[int], variants: list[str], *, budgets=(10, 25, 50, 100),
-        max_rows: int = 8_000):
-    """Yield one record per (dataset, seed, variant): objectives (len(budgets),), winners, flip sets retrained."""
+def problems(datasets: list[str], seeds: list[int], max_rows: int = 8_000):
+    """Yield (dataset, seed, problem): the 70% training split of each registered dataset (subsampled to
+    ``max_rows`` rows), 30% collective, direction auto, logistic firm."""
     from fairflip.datasets import load, stratified_split
-    from fairflip.methods import get_method
     from fairflip.problem import build_problem
 
     for name in datasets:
@@ -45,11 +45,20 @@ def run(datasets: list[str], seeds: list[int], variants: list[str], *, budgets=(
         for seed in seeds:
             train, _ = stratified_split(data, test_size=0.3, seed=seed)
             problem, _ = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=seed)
-            for variant in variants:
-                results = get_method("oracle", **VARIANTS[variant]).select_many(problem, list(budgets))
-                yield {"dataset": name, "seed": seed, "variant": variant, "budgets": list(budgets),
-                       "objective": [r.objective for r in results], "winner": [r.info["winner"] for r in results],
-                       "retrained": results[0].info["retrained"]}
+            yield name, seed, problem
+
+
+def run(datasets: list[str], seeds: list[int], variants: list[str], *, budgets=(10, 25, 50, 100),
+        max_rows: int = 8_000):
+    """Yield one record per (dataset, seed, variant): objectives (len(budgets),), winners, flip sets retrained."""
+    from fairflip.methods import get_method
+
+    for name, seed, problem in problems(datasets, seeds, max_rows):
+        for variant in variants:
+            results = get_method("oracle", **VARIANTS[variant]).select_many(problem, list(budgets))
+            yield {"dataset": name, "seed": seed, "variant": variant, "budgets": list(budgets),
+                   "objective": [r.objective for r in results], "winner": [r.info["winner"] for r in results],
+                   "retrained": results[0].info["retrained"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,33 +54,27 @@ def audited(allowance: float, tally: dict):
 def run(datasets: list[str], seeds: list[int], *, allowance: float | None = None, budgets=(10, 25, 50, 100),
         max_rows: int = 8_000):
     """Yield one record per (dataset, seed): screened moves, misses, retrainings, objectives with and without."""
-    from fairflip.datasets import load, stratified_split
     from fairflip.methods import get_method
-    from fairflip.problem import build_problem
     from fairflip.solvers.influence import SCREEN_ALLOWANCE
 
+    from .bench_portfolio_ablation import problems
+
     allowance = SCREEN_ALLOWANCE if allowance is None else allowance
-    for name in datasets:
-        data = load(name)
-        if len(data.y) > max_rows:
-            data = data.subset(np.sort(np.random.default_rng(0).choice(len(data.y), max_rows, replace=False)))
-        for seed in seeds:
-            train, _ = stratified_split(data, test_size=0.3, seed=seed)
-            problem, _ = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=seed)
-            plain = get_method("oracle", screen=False).select_many(problem, list(budgets))
-            tally = {"screened": 0, "misses": 0, "worst_miss": 0.0}
-            screened = get_method("oracle", screen=audited(allowance, tally)).select_many(problem, list(budgets))
+    for name, seed, problem in problems(datasets, seeds, max_rows):
+        plain = get_method("oracle", screen=False).select_many(problem, list(budgets))
+        tally = {"screened": 0, "misses": 0, "worst_miss": 0.0}
+        screened = get_method("oracle", screen=audited(allowance, tally)).select_many(problem, list(budgets))
 
-            def searched(results):
-                return int(sum(c.get("local_search_evaluations", 0) for r in results
-                               for c in r.info["components"].values()))
+        def searched(results):
+            return int(sum(c.get("local_search_evaluations", 0) for r in results
+                           for c in r.info["components"].values()))
 
-            a = [r.objective for r in plain]
-            b = [r.objective for r in screened]
-            yield {"dataset": name, "seed": seed, "allowance": allowance, "budgets": list(budgets), **tally,
-                   "search_retrained_plain": searched(plain), "search_retrained_screened": searched(screened),
-                   "objective_plain": a, "objective_screened": b,
-                   "same": bool(np.allclose(a, b, rtol=0, atol=IMPROVE_TOL))}
+        a = [r.objective for r in plain]
+        b = [r.objective for r in screened]
+        yield {"dataset": name, "seed": seed, "allowance": allowance, "budgets": list(budgets), **tally,
+               "search_retrained_plain": searched(plain), "search_retrained_screened": searched(screened),
+               "objective_plain": a, "objective_screened": b,
+               "same": bool(np.allclose(a, b, rtol=0, atol=IMPROVE_TOL))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,46 @@ CHUNK_ENTRIES = 8_000_000
 """Predicted scores are formed for at most this many (candidate, row) pairs at a time."""
 
 
+class _Influence:
+    """What the ranker and the screen share: the evaluation rows as torch tensors (design Xe (m, p), labels, gap
+    weights (g, m)) and, per flip set, each toggle's first-order influence on every evaluation score."""
+
+    def __init__(self, problem: FlipProblem) -> None:
+        self.problem, self.firm = problem, problem.firm
+        self.objective = get_objective(problem.objective)
+        X_eval, y_eval, a_eval = problem.evaluation_set
+        Xe = self.Xe = problem.design_of(X_eval)
+        self.Xd = problem.training_state()["Xd"]
+        self.weights = torch.as_tensor(self.objective.gap_weights(y_eval, a_eval), dtype=Xe.dtype, device=Xe.device)
+        self.y_true = torch.as_tensor(np.asarray(y_eval), dtype=Xe.dtype, device=Xe.device)
+        self.cands = torch.as_tensor(problem.candidates, dtype=torch.int64, device=self.Xd.device)
+        self.m = Xe.shape[0]
+        self.error_weight = float(problem.error_weight)
+
+    @staticmethod
+    def applies(problem: FlipProblem) -> bool:
+        """A gap-structure objective and a firm with a local model."""
+        return get_objective(problem.objective).has_gap_structure and hasattr(problem.firm, "local_model")
+
+    def at(self, flipped: np.ndarray, rows: torch.Tensor | None = None):
+        """At the flip set's optimum: (scores minus threshold (m,), U = L^{-1} Xe^T (p, m), V = L^{-1} G^T
+        (p, r)) for the toggles of the candidate rows ``rows`` (default: every candidate), or None without a
+        local model. A toggle moves evaluation score i by -U_i . V_k to first order."""
+        model = self.problem.local_model(flipped)
+        if model is None:
+            return None
+        rows = self.cands if rows is None else rows
+        shifted = scores(model.theta[None], self.Xe)[0] - self.firm.score_threshold
+        G = (model.label_slope[rows] * (1.0 - 2.0 * model.y[rows]))[:, None] * self.Xd[rows]  # (r, p)
+        U = torch.linalg.solve_triangular(model.factor, self.Xe.T, upper=False)
+        V = torch.linalg.solve_triangular(model.factor, G.T, upper=False)
+        return shifted, U, V
+
+    def fixed(self, current: torch.Tensor, far: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gap sums (g,) and error count of the predictions ``current`` (m,) on the rows ``far`` (m,) bool."""
+        return self.weights[:, far] @ current[far], (current[far] != self.y_true[far]).sum()
+
+
 def influence_ranker(problem: FlipProblem) -> Callable[[np.ndarray], np.ndarray] | None:
     """The first-order prediction ranker of a problem, or None where it does not apply (an objective that is not
     a gap structure, or a firm without a local model).
@@ -46,18 +86,11 @@ def influence_ranker(problem: FlipProblem) -> Callable[[np.ndarray], np.ndarray]
         ``rank(flipped (k,) rows) -> gains (c,)`` in ``problem.candidates`` order: the objective of the flip set's
         predictions minus the predicted objective after toggling each candidate (higher = more promising).
     """
-    objective = get_objective(problem.objective)
-    if not objective.has_gap_structure or not hasattr(problem.firm, "local_model"):
+    if not _Influence.applies(problem):
         return None
-    firm = problem.firm
-    X_eval, y_eval, a_eval = problem.evaluation_set
-    Xe = problem.design_of(X_eval)
-    Xd = problem.training_state()["Xd"]
-    weights = torch.as_tensor(objective.gap_weights(y_eval, a_eval), dtype=Xe.dtype, device=Xe.device)  # (g, m)
-    y_true = torch.as_tensor(np.asarray(y_eval), dtype=Xe.dtype, device=Xe.device)
-    cands = torch.as_tensor(problem.candidates, dtype=torch.int64, device=Xd.device)
-    m = Xe.shape[0]
-    error_weight = float(problem.error_weight)
+    inf = _Influence(problem)
+    objective, weights, y_true, m, error_weight = inf.objective, inf.weights, inf.y_true, inf.m, inf.error_weight
+    Xe = inf.Xe
 
     def value(P: torch.Tensor, const: torch.Tensor, errors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Objective of predictions P (K, m_rows) on ``rows``, the other rows contributing ``const`` (g,) to the
@@ -69,25 +102,20 @@ def influence_ranker(problem: FlipProblem) -> Callable[[np.ndarray], np.ndarray]
         return out
 
     def rank(flipped: np.ndarray) -> np.ndarray:
-        model = problem.local_model(flipped)
-        if model is None:
-            return np.zeros(len(cands))
-        shifted = scores(model.theta[None], Xe)[0] - firm.score_threshold  # (m,)
+        found = inf.at(flipped)
+        if found is None:
+            return np.zeros(len(inf.cands))
+        shifted, U, V = found
         current = (shifted > 0).to(Xe.dtype)
         everything = torch.ones(m, dtype=torch.bool, device=Xe.device)
         base = value(current[None], torch.zeros(len(weights), dtype=Xe.dtype, device=Xe.device),
                      torch.zeros((), dtype=Xe.dtype, device=Xe.device), everything)[0]
-        G = (model.label_slope[cands] * (1.0 - 2.0 * model.y[cands]))[:, None] * Xd[cands]  # (c, p)
-        U = torch.linalg.solve_triangular(model.factor, Xe.T, upper=False)  # (p, m)
-        V = torch.linalg.solve_triangular(model.factor, G.T, upper=False)  # (p, c)
         near = shifted.abs() <= U.norm(dim=0) * V.norm(dim=0).max()
-        far = ~near
-        const = weights[:, far] @ current[far]
-        errors = (current[far] != y_true[far]).sum()
+        const, errors = inf.fixed(current, ~near)
         Un, fn = U[:, near], shifted[near]
-        gains = torch.empty(len(cands), dtype=Xe.dtype, device=Xe.device)
+        gains = torch.empty(len(inf.cands), dtype=Xe.dtype, device=Xe.device)
         step = max(1, CHUNK_ENTRIES // max(1, int(near.sum())))
-        for s in range(0, len(cands), step):
+        for s in range(0, len(inf.cands), step):
             moved = fn[None, :] - V[:, s:s + step].T @ Un  # (chunk, m_near) predicted scores - threshold
             gains[s:s + step] = base - value((moved > 0).to(Xe.dtype), const, errors, near)
         return gains.cpu().numpy()
@@ -136,42 +164,30 @@ def influence_screen(problem: FlipProblem, *, allowance: float = SCREEN_ALLOWANC
         the :data:`Screen`, or None where it does not apply (an objective that is not a gap structure, or a
         firm without a local model).
     """
-    objective = get_objective(problem.objective)
-    if not objective.has_gap_structure or not hasattr(problem.firm, "local_model"):
+    if not _Influence.applies(problem):
         return None
-    firm = problem.firm
-    X_eval, y_eval, a_eval = problem.evaluation_set
-    Xe = problem.design_of(X_eval)
-    Xd = problem.training_state()["Xd"]
-    weights = torch.as_tensor(objective.gap_weights(y_eval, a_eval), dtype=Xe.dtype, device=Xe.device)  # (g, m)
+    inf = _Influence(problem)
+    objective, weights, y_true, m, error_weight = inf.objective, inf.weights, inf.y_true, inf.m, inf.error_weight
+    Xe = inf.Xe
     w_pos, w_neg = weights.clamp(min=0.0), weights.clamp(max=0.0)
-    y_true = torch.as_tensor(np.asarray(y_eval), dtype=Xe.dtype, device=Xe.device)
-    cands = torch.as_tensor(problem.candidates, dtype=torch.int64, device=Xd.device)
-    m = Xe.shape[0]
-    error_weight = float(problem.error_weight)
     row_floor = floor * (1.0 + Xe.abs().sum(-1))  # (m,)
 
     def screen(flipped: np.ndarray, toggles: np.ndarray, value: float) -> np.ndarray:
         toggles = np.asarray(toggles, dtype=np.int64).reshape(len(toggles), -1)
         K, t = toggles.shape
-        model = problem.local_model(flipped)
-        if model is None or K == 0:
+        if K == 0:
             return np.ones(K, dtype=bool)
         used, inverse = np.unique(toggles[toggles >= 0], return_inverse=True)
         index = np.full(toggles.shape, -1, dtype=np.int64)
         index[toggles >= 0] = inverse
-        rows = cands[torch.as_tensor(used, device=cands.device)]
-        shifted = scores(model.theta[None], Xe)[0] - firm.score_threshold  # (m,)
-        G = (model.label_slope[rows] * (1.0 - 2.0 * model.y[rows]))[:, None] * Xd[rows]  # (u, p)
-        U = torch.linalg.solve_triangular(model.factor, Xe.T, upper=False)  # (p, m)
-        V = torch.linalg.solve_triangular(model.factor, G.T, upper=False)  # (p, u)
+        found = inf.at(flipped, inf.cands[torch.as_tensor(used, device=inf.cands.device)])
+        if found is None:
+            return np.ones(K, dtype=bool)
+        shifted, U, V = found  # V: (p, u), the toggles used
         # Rows no move can reach keep their prediction: |U_i . V_k| <= ||U_i|| ||V_k|| for each of t toggles.
         reach = (1.0 + allowance) * t * U.norm(dim=0) * V.norm(dim=0).max() + row_floor
         near = shifted.abs() <= reach
-        current = (shifted > 0).to(Xe.dtype)
-        far = ~near
-        const = weights[:, far] @ current[far]  # (g,)
-        errors = (current[far] != y_true[far]).sum()
+        const, errors = inf.fixed((shifted > 0).to(Xe.dtype), ~near)
         D = -(V.T @ U[:, near])  # (u, m_near): each toggle's first-order shift of the near rows
         D = torch.cat([D, torch.zeros_like(D[:1])])  # row -1: no toggle
         f_near, y_near, floor_near = shifted[near], y_true[near], row_floor[near]

@@ -102,3 +102,13 @@ def test_screen_does_not_apply_without_a_local_model():
     problem = _medium_problem()
     problem.firm = make_firm("gbdt")  # no local model: no screen, and the portfolio's search retrains every move
     assert influence_screen(problem) is None
+
+
+def test_screen_benchmark_audit_on_a_compas_subsample():
+    """benchmarks/bench_screen.py on a small COMPAS subsample: its audit retrains every screened move."""
+    from benchmarks.bench_screen import run
+
+    (record,) = run(["compas"], [0], budgets=(3, 8), max_rows=700)
+    assert record["screened"] > 0 and record["misses"] == 0
+    assert record["same"]
+    assert record["search_retrained_screened"] < record["search_retrained_plain"]
