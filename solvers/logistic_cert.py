@@ -332,7 +332,14 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     if tracked > 0 and k > 0:
         vlo, vhi = remainder_range(f, lo, hi)
         u = cw * np.maximum(-vlo, vhi)
-        T = np.sort(np.argsort(-(u * lev), kind="stable")[:min(int(tracked), n)])
+        lower, upper = model.score_bounds(k)
+        open_rows = np.flatnonzero((lower - radius <= 0) & (upper + radius >= 0))
+        if pair_e is not None and len(open_rows):
+            # The rows whose remainder box widens the open evaluation rows' intervals most.
+            share = pair_e[open_rows].sum(axis=0) * u
+        else:
+            share = u * lev
+        T = np.sort(np.argsort(-share, kind="stable")[:min(int(tracked), n)])
         untracked = np.ones(n, dtype=bool)
         untracked[T] = False
         # The untracked rows' remainders enter every row through their box, as in the fixed point.
@@ -347,7 +354,6 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         # Rounding of the model's products: a relative 1e-12 of their magnitudes.
         slack_t = 1e-12 * (np.abs(XH[T]) @ mag) + 1e-15
         slack_e = 1e-12 * (np.abs(EH) @ mag + np.abs(base0)) + 1e-15
-        lower, upper = model.score_bounds(k)
         coupling = CoupledRemainder(
             Q=Q, r0=r0, rows=T, XH=XH[T], Xw=X[T] * cw[T][:, None], d_lo=XH[T] @ -r0 + tlo - slack_t,
             d_hi=XH[T] @ -r0 + thi + slack_t, lo=lo[T], hi=hi[T], slope=b, line_low=alow, line_high=ahigh,
@@ -781,8 +787,8 @@ def certify_logistic(
     seed: int = 0,
     progress=None,
     formulation: str = "factored",
-    coupled_rows: int = 40,
-    coupled_slopes: int = 3,
+    coupled_rows: int = 100,
+    coupled_slopes: int = 4,
 ) -> FlipResult:
     """A certified lower bound on the logistic firm's objective over flip sets of size <= ``budget``.
 
@@ -810,11 +816,11 @@ def certify_logistic(
         progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
             (the least open bound)), as :data:`fairflip.methods.ProgressFn`.
         formulation: ``factored`` (:func:`certificate_milp`: scores through g = Q^T z, candidate and row classes;
-            at the root the uniform interval first, then, with the root time left, the coupled remainder model
-            on top of it, the larger bound kept) or ``dense`` (:func:`solvers.milp.exact_threshold_problem` over
-            both intervals, the earlier formulation).
+            at every node the uniform interval first, then, with the node's time left, the coupled remainder
+            model on top of it, the larger bound kept) or ``dense`` (:func:`solvers.milp.exact_threshold_problem`
+            over both intervals, the earlier formulation).
         coupled_rows, coupled_slopes: the coupled model's tracked training rows and line slopes per side (see
-            :func:`logistic_intervals`); ``coupled_rows=0`` skips the root's second stage.
+            :func:`logistic_intervals`); ``coupled_rows=0`` skips the second stage.
 
     Returns:
         a :class:`FlipResult`: ``flipped``/``objective`` the incumbent (true objective), ``lower_bound`` the
@@ -887,7 +893,7 @@ def certify_logistic(
                 root_bound = best  # the root enumerated: its optimum is proven
             continue
         root_node = nodes == 1
-        tracked = coupled_rows if (root_node and formulation == "factored") else 0
+        tracked = coupled_rows if formulation == "factored" else 0
         intervals = logistic_intervals(problem, node.center, free, left, deadline=start + time_limit,
                                        tracked=tracked, slopes=coupled_slopes)
         bound = node.bound
