@@ -264,9 +264,10 @@ class LinearFirm:
         K, p = theta.shape
         n = Xd.shape[0]
         H = torch.empty(K, p, p, dtype=Xd.dtype, device=Xd.device)
-        if K > 1 and n * p * p * Xd.element_size() <= OUTER_MAX_BYTES:
+        if n * p * p * Xd.element_size() <= OUTER_MAX_BYTES:
             # Small p: the upper triangles of the rows' outer products x_i x_i^T (n, p (p + 1) / 2) once, then one
-            # matrix product W @ them for the whole batch, instead of a (K, p, n) scaled copy of X per chunk.
+            # matrix product W @ them for the whole batch, instead of a (K, p, n) scaled copy of X per chunk (also
+            # for K = 1: half the multiply-adds of X^T W X; on COMPAS 0.14 ms instead of 0.22 ms).
             i, j = torch.triu_indices(p, p, device=Xd.device)
             upper = W @ _outer_products(Xd, i, j)
             H[:, i, j] = upper
