@@ -127,3 +127,35 @@ def test_relaxed_oracle_on_cuda_matches_cpu():
     problem.firm = LinearFirm("logistic", device="cuda")
     gpu = get_method("oracle-relaxed", steps=15).select(problem, 2)
     assert gpu.info["objective"] == pytest.approx(cpu.info["objective"], abs=1e-9)
+
+
+def test_newton_tracking_follows_the_exactly_solved_relaxation(monkeypatch):
+    """One Newton step per relaxation step (from the previous step's exact Hessian factors) against solving each
+    inner problem to the firm's tolerance: the same relaxed z to 1e-4 and surrogate values to 1e-6."""
+    import fairflip.solvers.relaxed as relaxed
+    from fairflip.datasets import make_causal, stratified_split
+    from fairflip.problem import build_problem
+    from fairflip.solvers.hypergrad import SoftFlipBilevel
+
+    calls = []
+    step = SoftFlipBilevel.newton_step
+
+    def counted(self, *args):
+        calls.append(1)
+        return step(self, *args)
+
+    monkeypatch.setattr(SoftFlipBilevel, "newton_step", counted)
+    cap = relaxed.TRACK_MAX_STEP
+    for seed in range(2):
+        data = make_causal(900, d=3, seed=seed)
+        train, _ = stratified_split(data, test_size=0.3, seed=seed)
+        problem, _ = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=seed)
+        method = get_method("oracle-relaxed", steps=40, local_search=False)
+        calls.clear()
+        tracked = method.relax(problem, [3, 8])
+        assert len(calls) >= 39  # every step after the first tracked
+        monkeypatch.setattr(relaxed, "TRACK_MAX_STEP", -1.0)  # no step is small enough: solve each one
+        solved = method.relax(problem, [3, 8])
+        monkeypatch.setattr(relaxed, "TRACK_MAX_STEP", cap)
+        np.testing.assert_allclose(tracked.z, solved.z, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(tracked.value, solved.value, rtol=0, atol=1e-6)
