@@ -53,6 +53,27 @@ most positive entries). This interval shrinks with the flip set's actual push, w
 row's worst case at once. The exact-threshold MILP of :mod:`solvers.milp` imposes both intervals; it is a relaxation
 of the true problem on the node's flip sets, so its dual bound is certified.
 
+The factored MILP (:func:`certificate_milp`, the default). The linear model's slope is EH Q^T, of rank p (14 on
+COMPAS), so every score depends on the flips only through g = Q^T z; the MILP carries g as p continuous variables
+and each open row's big-M pair has p + 1 non-zeros instead of c' + 1. Candidates with bitwise identical tilts are
+interchangeable (every matrix built from them has equal columns), so one integer per class counts its flips; open
+evaluation rows with identical features score alike under every model, so one binary prediction per class stands
+for all of them (its gap weight the sum of theirs, its interval and band the loosest of theirs). Both remove
+symmetric copies that HiGHS otherwise branches over: on COMPAS at M = 10, 307 candidate classes for 363 candidates
+and 152 classes for 291 open rows; the root MILP over the uniform interval then solves to optimality in about
+30 s, where the dense formulation over both intervals stalled about 0.016 lower.
+
+The coupled remainder model (:class:`CoupledRemainder`). The nonlinear part of every score is -EH_j w with one
+shared w = X^T v in R^p, and each shift is d_l = XH_l (g - r0 - w) exactly. The MILP gets w, and for K tracked
+training rows (those whose remainder box widens the open rows' intervals most) d_l and v_l as variables: d_l
+within its certified range, tied to g and w by the identity above (the untracked rows' remainders enter through
+their box, as in the uniform interval), and (d_l, v_l) between lines below and above the graph of phi_l on that
+range (:func:`graph_lines`: for a slope b the least and largest phi(d) - b d, found at the ends or where
+sigma'(f + d) = sigma'(f) + b). At each flip set's true point all of these hold, so the MILP stays a relaxation;
+it is tighter because one w must explain every row at once and each remainder follows the actual signed shift,
+where the uniform interval gives every row its own worst case. It costs more per node, so each node solves the
+uniform MILP first and then the coupled one with the time left, keeping the larger bound.
+
 Rounding: remainders carry an absolute floor of 1e-15 and the self-concordant cap sigma'(f)(e^|d| - 1 - |d|)
 (|sigma''| <= sigma', Bach 2010) where sigma' is tiny; the kernel products a relative 1e-12; the linear algebra at
 theta_S (H, its solves, r0) is taken as computed, as everywhere in fairflip's certificates.
@@ -789,6 +810,7 @@ def certify_logistic(
     formulation: str = "factored",
     coupled_rows: int = 100,
     coupled_slopes: int = 4,
+    coupled_everywhere: bool = False,
 ) -> FlipResult:
     """A certified lower bound on the logistic firm's objective over flip sets of size <= ``budget``.
 
@@ -816,11 +838,13 @@ def certify_logistic(
         progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
             (the least open bound)), as :data:`fairflip.methods.ProgressFn`.
         formulation: ``factored`` (:func:`certificate_milp`: scores through g = Q^T z, candidate and row classes;
-            at every node the uniform interval first, then, with the node's time left, the coupled remainder
-            model on top of it, the larger bound kept) or ``dense`` (:func:`solvers.milp.exact_threshold_problem`
-            over both intervals, the earlier formulation).
+            at every node the uniform interval first, then, with the node's time left, at the root the coupled
+            remainder model and then the flip-dependent interval on top of the uniform one, the largest bound kept) or
+            ``dense`` (:func:`solvers.milp.exact_threshold_problem` over both intervals, the earlier formulation).
         coupled_rows, coupled_slopes: the coupled model's tracked training rows and line slopes per side (see
-            :func:`logistic_intervals`); ``coupled_rows=0`` skips the second stage.
+            :func:`logistic_intervals`); ``coupled_rows=0`` skips that stage.
+        coupled_everywhere: the coupled stage at every node, not only at the root (on COMPAS it mostly ran out
+            of a node's time below the root, where the uniform and flip-dependent MILPs take seconds).
 
     Returns:
         a :class:`FlipResult`: ``flipped``/``objective`` the incumbent (true objective), ``lower_bound`` the
@@ -893,7 +917,7 @@ def certify_logistic(
                 root_bound = best  # the root enumerated: its optimum is proven
             continue
         root_node = nodes == 1
-        tracked = coupled_rows if formulation == "factored" else 0
+        tracked = coupled_rows if formulation == "factored" and (root_node or coupled_everywhere) else 0
         intervals = logistic_intervals(problem, node.center, free, left, deadline=start + time_limit,
                                        tracked=tracked, slopes=coupled_slopes)
         bound = node.bound
@@ -902,10 +926,18 @@ def certify_logistic(
             per_node = node_time_limit if not root_node else (time_limit if root_time_limit is None
                                                               else root_time_limit)
             node_end = time.perf_counter() + max(1.0, min(per_node, time_limit - (time.perf_counter() - start)))
-            stages = [False] if formulation == "dense" or intervals.coupling is None else [False, True]
-            for coupled in stages:
+            # (affine, coupled) per stage: the uniform MILP, then (at the root) the coupled model, then the
+            # flip-dependent interval on top of the uniform one; each later stage only with time left and the node
+            # still open.
+            stages = [(False, False)]
+            if formulation == "factored":
+                if intervals.coupling is not None and (root_node or coupled_everywhere):
+                    stages.append((False, True))
+                if intervals.radius_affine is not None:
+                    stages.append((True, False))
+            for affine, coupled in stages:
                 remaining = node_end - time.perf_counter()
-                if coupled and (remaining < 5.0 or bound >= best - 1e-12):
+                if (affine or coupled) and (remaining < 5.0 or bound >= best - 1e-12):
                     break
                 remaining = max(1.0, remaining)
                 if formulation == "dense":
@@ -917,14 +949,14 @@ def certify_logistic(
                     options = None
                 else:
                     prob, z, decode, const = certificate_milp(intervals, gaps, error_weight=problem.error_weight,
-                                                              tolerance=tolerance, affine=False,
+                                                              tolerance=tolerance, affine=affine,
                                                               coupled=coupled)
                     # HiGHS's restarts were seen to run minutes past the time limit (COMPAS, M = 25), which
                     # the hard deadline then turns into no bound at all.
                     options = {"mip_allow_restart": False}
                 report = solve(prob, z, const, solver="HIGHS", time_limit=remaining, seed=seed, options=options)
                 solver_name = report.solver
-                stage_log.append({"node": nodes, "coupled": coupled, "bound": report.bound,
+                stage_log.append({"node": nodes, "affine": affine, "coupled": coupled, "bound": report.bound,
                                   "status": report.status, "seconds": report.wall_time})
                 if report.bound is not None:
                     bound = max(bound, report.bound)
@@ -936,7 +968,7 @@ def certify_logistic(
                 v = float(problem.objective_of([trial])[0])
                 if v < best:
                     best_set, best = trial, v
-                if root_node and not coupled and polish > 0 and bound < best - 1e-12 and len(trial):
+                if root_node and not (affine or coupled) and polish > 0 and bound < best - 1e-12 and len(trial):
                     # The root relaxation's answer is a good start for an exact local search (true objectives
                     # only: it can improve the incumbent, never the bound).
                     from .search import ranked_local_search
