@@ -785,6 +785,69 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
     return r0, R
 
 
+def robust_values(problem: FlipProblem, gaps, sets: list[np.ndarray], tolerance: float, *,
+                  around: np.ndarray | None = None, max_open: int = 12) -> np.ndarray:
+    """A lower bound on each flip set's objective that holds however the scores inside the band round.
+
+    A retrained score within ``tolerance`` (plus 1e-9 of its magnitude) of the threshold may fall on either side
+    in exact arithmetic (e.g. a score that is exactly zero by symmetry, computed as +1e-17), so a set closed by its
+    computed value could hide a lower true one. Here every such row may take either prediction and the least value
+    over those choices is returned (all 2^a of them for a <= ``max_open`` such rows; 0, the trivial bound, above).
+
+    Args:
+        problem: the flip problem (logistic or ridge firm; m evaluation rows).
+        gaps: the objective's :class:`solvers.milp.FairnessGaps` over the m rows.
+        sets: K flip sets (arrays of training rows).
+        tolerance: the band's absolute half-width.
+        around: a flip set near all of them (speeds up retraining, see :meth:`FlipProblem.fit_flip_sets`).
+
+    Returns:
+        (values, ambiguous): shape (K,) each; ``values`` at most the set's computed objective, ``ambiguous``
+        True where some relevant score lies in the band (elsewhere the value is the computed objective, up to
+        the order of the sums).
+    """
+    X_eval, y_eval, _ = problem.evaluation_set
+    E = np.c_[np.asarray(X_eval, dtype=np.float64), np.ones(len(X_eval))]
+    out = np.empty(len(sets))
+    flagged = np.zeros(len(sets), dtype=bool)
+    ew = float(problem.error_weight)
+    yf = gaps.y.astype(np.float64)
+    relevant = np.arange(len(E)) if ew > 0 else gaps.rows
+    for start in range(0, len(sets), 512):
+        part = sets[start:start + 512]
+        thetas = problem.fit_flip_sets([np.asarray(s, dtype=np.int64) for s in part], around=around)
+        F = E @ np.asarray(thetas, dtype=np.float64).T - problem.firm.score_threshold  # (m, K)
+        for i in range(F.shape[1]):
+            f = F[:, i]
+            pred = (f > 0).astype(np.float64)
+            band = float(tolerance) + 1e-9 * np.abs(f)
+            amb = relevant[np.abs(f[relevant]) <= band[relevant]]
+            flagged[start + i] = len(amb) > 0
+            if len(amb) > max_open:
+                out[start + i] = 0.0
+                continue
+            best = math.inf
+            for bits in itertools.product((0.0, 1.0), repeat=len(amb)):
+                p = pred.copy()
+                p[amb] = bits
+                t = np.abs(gaps.weights @ p)
+                v = float(t.max() if gaps.aggregate == "max" else t.mean())
+                if ew > 0:
+                    v += ew * float(np.mean(p != yf))
+                best = min(best, v)
+            out[start + i] = best
+    return out, flagged
+
+
+def _closed_value(problem, gaps, sets, computed, tolerance, around=None) -> float:
+    """The least value a B&B node closed by retraining ``sets`` may claim: the computed objective (``computed``,
+    shape (K,), or None to compute it) where no score lies in the band, else the band-robust value."""
+    if computed is None:
+        computed = problem.objective_of([np.asarray(s, dtype=np.int64) for s in sets], around=around)
+    robust, ambiguous = robust_values(problem, gaps, sets, tolerance, around=around)
+    return float(np.min(np.where(ambiguous, np.minimum(robust, computed), computed)))
+
+
 @dataclass(order=True)
 class _Node:
     bound: float
@@ -887,6 +950,7 @@ def certify_logistic(
     solver_name = None
     enumerated = 0
     stage_log: list[dict[str, Any]] = []
+    floor = math.inf  # the least band-robust value of the sets closed by retraining (leaves, enumeration)
     while heap:
         if heap[0].bound >= best - 1e-12:
             heap = []  # every open node is dominated by the incumbent
@@ -902,7 +966,10 @@ def certify_logistic(
         left = budget - len(node.center)
         free = np.setdiff1d(np.setdiff1d(cands, node.center), node.excluded)
         if left <= 0 or len(free) == 0:
-            continue  # a leaf: its only set is the centre, already retrained when the node was made
+            # A leaf: its only set is the centre, already retrained when the node was made; it closes at the
+            # centre's value with any score inside the band taken either way.
+            floor = min(floor, _closed_value(problem, gaps, [node.center], None, tolerance))
+            continue
         if count_flip_sets(len(free), left) <= enumerate_max:
             # Small enough to retrain every set of the node: its exact minimum closes it.
             sets = [np.sort(np.r_[node.center, np.array(A, dtype=np.int64)]).astype(np.int64)
@@ -913,8 +980,10 @@ def certify_logistic(
             i = int(np.argmin(values))
             if values[i] < best:
                 best_set, best = sets[i], float(values[i])
+            floor = min(floor, _closed_value(problem, gaps, sets, values, tolerance, around=node.center),
+                        _closed_value(problem, gaps, [node.center], None, tolerance))
             if nodes == 1:
-                root_bound = best  # the root enumerated: its optimum is proven
+                root_bound = min(best, floor)  # the root enumerated: its optimum is proven
             continue
         root_node = nodes == 1
         tracked = coupled_rows if formulation == "factored" and (root_node or coupled_everywhere) else 0
@@ -997,7 +1066,10 @@ def certify_logistic(
         heapq.heappush(heap, _Node(bound, counter, child_in, node.excluded))
         counter += 1
         heapq.heappush(heap, _Node(bound, counter, node.center, np.r_[node.excluded, branch_on]))
-    lower = min([best] + [n.bound for n in heap])
+    # Every set is in an open node, in a node pruned by an incumbent's value (at least the final one's), or
+    # closed as a leaf or by enumeration (floor); the incumbent enters with its band-robust value too.
+    floor = min(floor, _closed_value(problem, gaps, [best_set], np.array([best]), tolerance))
+    lower = min([best, floor] + [n.bound for n in heap])
     result = FlipResult(flipped=best_set, objective=best, status="feasible", solver=solver_name,
                         time_limit_hit=hit,
                         info={"nodes": nodes, "open_nodes": len(heap), "root": root_info, "root_bound": root_bound,

@@ -175,3 +175,25 @@ def test_certify_logistic_formulations_agree_on_soundness():
             assert ambiguous or r.objective == pytest.approx(value, abs=1e-12)
     with pytest.raises(FairflipError, match="formulation"):
         certify_logistic(problem, budget, formulation="sparse")
+
+
+def test_a_set_closed_by_retraining_counts_with_its_band_robust_value():
+    """Mirrored data put two evaluation scores exactly at the threshold under no flips; fairflip's fit rounds them
+    to one side, the exact value to the other. The branch and bound's leaves and incumbent enter its bound with
+    either prediction allowed there, so the bound stays at or below the exact optimum."""
+    from test_logistic_cert_adversarial import symmetric_instance
+
+    from fairflip.solvers.logistic_cert import certify_logistic, robust_values
+    from fairflip.solvers.milp import fairness_gaps
+
+    problem, C = symmetric_instance(2)
+    ref = Reference(problem, 2, "logistic", C)
+    empty = np.zeros(0, dtype=np.int64)
+    assert ref.ambiguous[()]
+    gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])
+    values, ambiguous = robust_values(problem, gaps, [empty, problem.candidates[:1]], 1e-7)
+    assert ambiguous[0] and values[0] <= ref.values[()] + TOL
+    assert values[0] <= problem.objective_of([empty])[0]
+    assert not ambiguous[1] and values[1] == pytest.approx(ref.values[tuple(problem.candidates[:1])], abs=1e-12)
+    r = certify_logistic(problem, 2, time_limit=10.0, enumerate_max=0)
+    assert r.lower_bound <= ref.optimum + TOL
