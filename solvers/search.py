@@ -65,6 +65,21 @@ little on a quiet machine but costs much on a busy one: on 2 shared cores a (4, 
 13 ms with 2 threads and 0.4 ms with one, and the relaxation of COMPAS 4.4 s instead of 12.3 s."""
 
 
+_controller: list = [None, -1]  # threadpoolctl's controller, and len(sys.modules) when it was built
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries, rebuilt only when modules were imported since:
+    finding the libraries costs about 2.5 ms, which a per-call ``threadpool_limits`` paid on every solve."""
+    import sys
+
+    if _controller[0] is None or _controller[1] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _controller[:] = [ThreadpoolController(), len(sys.modules)]
+    return _controller[0]
+
+
 @contextmanager
 def threads_for(problem: FlipProblem) -> Iterator[int]:
     """Run the block with torch and NumPy's BLAS on one thread when ``problem``'s design matrix is small (see
@@ -74,12 +89,10 @@ def threads_for(problem: FlipProblem) -> Iterator[int]:
     if not small:
         yield before
         return
-    from threadpoolctl import threadpool_limits
-
     if before > 1:
         torch.set_num_threads(1)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):  # NumPy's products (predictions) likewise
+        with _blas_controller().limit(limits=1, user_api="blas"):  # NumPy's products (predictions) likewise
             yield torch.get_num_threads()
     finally:
         if torch.get_num_threads() != before:

@@ -167,10 +167,18 @@ def test_relaxed_settings_scale_with_the_design_matrix_and_threads_are_restored(
     big.X = np.zeros((rows, big.X.shape[1]))
     assert method.settings(big) == AUTO_LARGE
     assert get_method("oracle-relaxed", steps=7).settings(big)["steps"] == 7
-    before = torch.get_num_threads()
-    with threads_for(small) as used:
-        assert used == 1
-    assert torch.get_num_threads() == before
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    before, blas_before = torch.get_num_threads(), blas_threads()
+    for _ in range(2):  # the second call reuses the cached controller of the BLAS libraries
+        with threads_for(small) as used:
+            assert used == 1
+            assert all(t == 1 for t in blas_threads())
+        assert torch.get_num_threads() == before
+        assert blas_threads() == blas_before
 
 
 def test_searches_return_their_incumbent_once_the_time_limit_has_passed():
