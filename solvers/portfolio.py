@@ -24,7 +24,8 @@ through the problem's objective cache):
    It stops after a few flips on COMPAS but gave the second-best start on Adult at M = 10.
 6. polish: local search (most promising moves first, see :mod:`fairflip.solvers.search`) from the
    ``polish_top`` best distinct starting sets of each budget, budgets in increasing order, the previous budget's
-   answer being a starting set of the next (so the objective never rises with the budget).
+   answer being a starting set of the next (so the objective never rises with the budget). Greedy and local
+   search skip the moves a first-order screen shows cannot improve (``screen``).
 
 Stages stop early when they cannot improve the incumbent (an objective of 0 is optimal: every built-in
 objective is non-negative) and when the time limit passes; the incumbent is then returned with status

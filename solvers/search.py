@@ -9,7 +9,10 @@ only when those fail, and they honour a :class:`~fairflip.methods.SolveControl` 
 - :func:`ranked_local_search`: add, drop and swap moves; each round retrains the ``first_moves`` moves with the
   best estimates and takes the best improving one; only when none improves does it retrain the rest of the
   (shortlisted) neighbourhood. It stops where the whole neighbourhood has no improving move, as the complete
-  search does, after far fewer retrainings on average.
+  search does, after far fewer retrainings on average. An optional *screen*
+  (:func:`fairflip.solvers.influence.influence_screen`) leaves out the moves whose first-order predictions,
+  with an error allowance, cannot improve the objective; the tiers are cut before screening, so a screen that
+  misses no improving move leaves the search's path as it was.
 - :func:`ranked_greedy`: greedy forward selection that retrains, at each step, only the ``shortlist`` candidates
   with the best estimated gain.
 
