@@ -81,7 +81,10 @@ theta_S (H, its solves, r0) is taken as computed, as everywhere in fairflip's ce
 Branch and bound (:func:`certify_logistic`): a node fixes a set S (flipped, the centre of its intervals, retrained
 exactly) and excludes others; its bound is the largest of its parent's and its MILP's; best-first, nodes whose
 bound reaches the incumbent are closed, children add or exclude one candidate (the relaxation's choice, or the
-candidate that drives the largest shifts). The global certified bound is the least bound of the open nodes.
+candidate that drives the largest shifts). The global certified bound is the least bound of the open nodes,
+of the incumbent and of the nodes closed by retraining (leaves and enumerated nodes). Those retrained values enter
+band-robust (:func:`robust_values`): a retrained score within the MILP's band of the threshold may round to either
+side in exact arithmetic, so such a set counts with the least value over both predictions of those rows.
 """
 
 from __future__ import annotations
@@ -901,8 +904,9 @@ def certify_logistic(
         progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
             (the least open bound)), as :data:`fairflip.methods.ProgressFn`.
         formulation: ``factored`` (:func:`certificate_milp`: scores through g = Q^T z, candidate and row classes;
-            at every node the uniform interval first, then, with the node's time left, at the root the coupled
-            remainder model and then the flip-dependent interval on top of the uniform one, the largest bound kept) or
+            at the root the uniform interval first, then, with the root's time left, the coupled remainder model
+            and the flip-dependent interval on top of the uniform one, the largest bound kept; below the root both
+            intervals in one MILP) or
             ``dense`` (:func:`solvers.milp.exact_threshold_problem` over both intervals, the earlier formulation).
         coupled_rows, coupled_slopes: the coupled model's tracked training rows and line slopes per side (see
             :func:`logistic_intervals`); ``coupled_rows=0`` skips that stage.
@@ -941,6 +945,12 @@ def certify_logistic(
         v = float(problem.objective_of([inc])[0])
         if v < best:
             best_set, best = inc, v
+    # Exchangeable candidates: equal feature rows, labels and weights (one key per candidate, shape (c,)).
+    w_all = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, np.float64)
+    rows_key = np.ascontiguousarray(np.c_[np.asarray(problem.X, dtype=np.float64)[cands], problem.y[cands],
+                                          w_all[cands]])
+    twin_key = np.unique(rows_key.view(np.dtype((np.void, rows_key.dtype.itemsize * rows_key.shape[1]))).ravel(),
+                         return_inverse=True)[1].ravel()
     counter = 0
     heap = [_Node(0.0, counter, none, none)]
     nodes = 0
@@ -995,18 +1005,23 @@ def certify_logistic(
             per_node = node_time_limit if not root_node else (time_limit if root_time_limit is None
                                                               else root_time_limit)
             node_end = time.perf_counter() + max(1.0, min(per_node, time_limit - (time.perf_counter() - start)))
-            # (affine, coupled) per stage: the uniform MILP, then (at the root) the coupled model, then the
-            # flip-dependent interval on top of the uniform one; each later stage only with time left and the node
-            # still open.
+            # (affine, coupled) per stage: at the root the uniform MILP, then the coupled model, then the
+            # flip-dependent interval on top of the uniform one, each later stage only with time left and the node
+            # still open; below the root the uniform and flip-dependent intervals in one MILP.
             stages = [(False, False)]
+            if formulation == "factored" and not root_node and intervals.radius_affine is not None:
+                # Below the root one MILP over both intervals (the uniform one alone hardly moves a child's bound
+                # above its parent's, and a second solve would repeat the first's work).
+                stages = [(True, False)]
             if formulation == "factored":
                 if intervals.coupling is not None and (root_node or coupled_everywhere):
                     stages.append((False, True))
-                if intervals.radius_affine is not None:
+                if root_node and intervals.radius_affine is not None:
                     stages.append((True, False))
             for affine, coupled in stages:
                 remaining = node_end - time.perf_counter()
-                if (affine or coupled) and (remaining < 5.0 or bound >= best - 1e-12):
+                if (affine or coupled) and stages[0] != (affine, coupled) and (remaining < 5.0
+                                                                                or bound >= best - 1e-12):
                     break
                 remaining = max(1.0, remaining)
                 if formulation == "dense":
@@ -1065,7 +1080,11 @@ def certify_logistic(
         counter += 1
         heapq.heappush(heap, _Node(bound, counter, child_in, node.excluded))
         counter += 1
-        heapq.heappush(heap, _Node(bound, counter, node.center, np.r_[node.excluded, branch_on]))
+        # The exclude child drops the branching candidate's exact twins too (same row, label and weight): a set
+        # with a twin but not the candidate has an exchangeable copy with the candidate (same retrained firm, same
+        # value) in the include child, so the least value over the two children is unchanged.
+        twins = cands[twin_key == twin_key[np.searchsorted(cands, branch_on)]]
+        heapq.heappush(heap, _Node(bound, counter, node.center, np.union1d(node.excluded, twins)))
     # Every set is in an open node, in a node pruned by an incumbent's value (at least the final one's), or
     # closed as a leaf or by enumeration (floor); the incumbent enters with its band-robust value too.
     floor = min(floor, _closed_value(problem, gaps, [best_set], np.array([best]), tolerance))

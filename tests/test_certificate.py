@@ -160,7 +160,8 @@ def test_oracle_certified_is_sound_against_the_independent_brute_force():
 @pytest.mark.parametrize("budget", [1, 5, 10, 25])
 def test_compas_retrained_flip_sets_lie_in_the_logistic_intervals(budget):
     """Full COMPAS (collective 30 %, direction auto, seed 0): 300 retrained flip sets per budget (random, largest
-    linearised shift, and greedy prefixes with their one-swap neighbours) inside both certified intervals."""
+    linearised shift, and greedy prefixes with their one-swap neighbours) inside both certified intervals, and
+    their true points inside every constraint of the coupled remainder model."""
     from benchmarks.bench_certificate import check_intervals
 
     from fairflip.datasets import load, stratified_split
@@ -174,4 +175,5 @@ def test_compas_retrained_flip_sets_lie_in_the_logistic_intervals(budget):
     out = check_intervals(problem, budget, 300, found=found)
     assert out["certified"] and out["sets"] >= 300, out
     assert out["violations"] == 0, out
+    assert out["coupled_violations"] == 0, out  # the coupled model and the factored interval (see bench_certificate)
     assert out["all"]["ratio_max"] <= 1.0, out
