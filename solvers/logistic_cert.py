@@ -618,7 +618,7 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
     """
     import cvxpy as cp
 
-    from .milp import _aggregate, threshold_band
+    from .milp import prediction_objective, threshold_band
 
     if not (float(tolerance) > 0):
         raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
@@ -695,16 +695,10 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
                          hi_0 + hi_c @ n >= -d[sub] - cp.multiply(bd, 1 - p[sub])]
         if coupled and intervals.coupling is not None:
             cons += intervals.coupling.constraints(n, p, rgroups, d, g=g)
-    term, agg_cons = _aggregate(gaps, gap_expr)
+    yf = gaps.y.astype(np.float64)
+    objective, constant, agg_cons = prediction_objective(gaps, gap_expr, error_weight, p, p_const,
+                                                         np.array([(1 - 2 * yf[gr]).sum() for gr in rgroups]))
     cons += agg_cons
-    objective, constant = term, 0.0
-    if error_weight > 0 and p is not None:
-        yf = gaps.y.astype(np.float64)
-        constant = error_weight * (yf.sum() + ((1 - 2 * yf) * p_const).sum()) / m
-        cost = np.array([(1 - 2 * yf[gr]).sum() for gr in rgroups])
-        objective = objective + error_weight * (cost @ p) / m
-    elif error_weight > 0:
-        constant = error_weight * float(np.mean(p_const != gaps.y))
 
     def decode(counts: np.ndarray) -> np.ndarray:
         out = np.zeros(c)

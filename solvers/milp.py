@@ -183,6 +183,35 @@ def _aggregate(gaps: FairnessGaps, expr: cp.Expression) -> tuple[cp.Expression, 
     return cp.sum(t) / gaps.weights.shape[0], cons
 
 
+def prediction_objective(gaps: FairnessGaps, gap_expr: cp.Expression, error_weight: float, p, p_const: np.ndarray,
+                         cost: np.ndarray | None) -> tuple[cp.Expression, float, list]:
+    """The exact-threshold objective agg |gaps| + error_weight * error rate over prediction variables.
+
+    Args:
+        gaps: the objective's gap structure on the m evaluation rows.
+        gap_expr: shape (k,) the gap sums (an expression of the prediction variables).
+        error_weight: the error term's weight.
+        p: the binary prediction variables, or None when every prediction is fixed.
+        p_const: shape (m,) the fixed predictions (0 where a row's prediction is a variable).
+        cost: per prediction variable, its coefficient in the count of wrong predictions, (1 - 2 y) summed over the
+            rows it stands for (ignored without ``p``).
+
+    Returns:
+        (objective expression, constant to add back after solving, constraints). mean(p != y) = mean(y) +
+        mean((1 - 2y) p): the constant part is added back after solving so the solver's objective (and its dual
+        bound) carries no offset.
+    """
+    term, cons = _aggregate(gaps, gap_expr)
+    objective, constant, m = term, 0.0, len(gaps.y)
+    if error_weight > 0 and p is not None:
+        yf = gaps.y.astype(np.float64)
+        constant = error_weight * (yf.sum() + ((1 - 2 * yf) * p_const).sum()) / m
+        objective = objective + error_weight * (cost @ p) / m
+    elif error_weight > 0:
+        constant = error_weight * float(np.mean(p_const != gaps.y))
+    return objective, constant, cons
+
+
 def score_gap_problem(
     model: AffineScores,
     gaps: FairnessGaps,
@@ -324,17 +353,9 @@ def exact_threshold_problem(
             big_up_a = np.maximum(low_a[1][free], 0.0) + d
             big_down_a = np.maximum(-up_a[0][free], 0.0) + d
             cons += [lo_expr <= d + cp.multiply(big_up_a, p), hi_expr >= -d - cp.multiply(big_down_a, 1 - p)]
-    term, agg_cons = _aggregate(gaps, gap_expr)
+    objective, constant, agg_cons = prediction_objective(gaps, gap_expr, error_weight, p, p_const,
+                                                         1.0 - 2.0 * gaps.y[free].astype(np.float64))
     cons += agg_cons
-    objective, constant = term, 0.0
-    if error_weight > 0 and p is not None:
-        # mean(p != y) = mean(y) + mean((1 - 2y) p): the constant part is added back after solving so the
-        # solver's objective (and its dual bound) carries no offset.
-        yf = gaps.y.astype(np.float64)
-        constant = error_weight * (yf.sum() + ((1 - 2 * yf) * p_const).sum()) / m
-        objective = objective + error_weight * ((1 - 2 * yf[free]) @ p) / m
-    elif error_weight > 0:
-        constant = error_weight * float(np.mean(p_const != gaps.y))
     return cp.Problem(cp.Minimize(objective), cons), z, constant
 
 
