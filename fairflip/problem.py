@@ -224,8 +224,7 @@ class FlipProblem:
         thetas = torch.cat(out)
         # The latest batch's optima, by flip set: a search's next anchor is usually one of them (its accepted move).
         if remember:
-            cache["recent"] = ({np.sort(np.asarray(f, dtype=np.int64)).tobytes(): k for k, f in enumerate(flip_sets)},
-                               thetas)
+            cache["recent"] = ({flip_set_key(f): k for k, f in enumerate(flip_sets)}, thetas)
         return thetas, (torch.cat(lasts) if lasts else None)
 
     def _anchor_theta(self, rows: np.ndarray):
@@ -258,7 +257,7 @@ class FlipProblem:
         rows = np.unique(np.asarray(flipped, dtype=np.int64))
         cache = self.training_state()
         Xd = cache["Xd"]
-        if Xd.shape[0] * Xd.shape[1] ** 2 > ANCHOR_HESSIAN_MAX_WORK:
+        if not local_models_affordable(Xd):
             return None  # census-size tables: Newton from the anchor's optimum instead (see ANCHOR_HESSIAN_MAX_WORK)
         key = rows.tobytes()
         slot = "anchor0" if not len(rows) else "anchor"
@@ -359,8 +358,9 @@ class FlipProblem:
         # exact, so flip sets with the same counts get bit-identical values whatever the batch (ties stay ties).
         # (NumPy has no BLAS product for int64: the float copy is cheaper than the integer product.)
         W = objective.gap_weights(y_eval, a_eval)
-        Pf = P.astype(np.float64)
-        gaps = np.abs((Pf @ (W > 0).T) * W.max(axis=1) + (Pf @ (W < 0).T) * W.min(axis=1))
+        counts = P.astype(np.float64) @ np.concatenate([W > 0, W < 0]).T  # (K, 2k): minority, majority cells
+        k = len(W)
+        gaps = np.abs(counts[:, :k] * W.max(axis=1) + counts[:, k:] * W.min(axis=1))
         value = gaps.mean(axis=1) if objective.aggregate == "mean" else gaps.max(axis=1)
         if self.error_weight:
             value = value + self.error_weight * np.count_nonzero(P != np.asarray(y_eval)[None, :], axis=1) / P.shape[1]
@@ -378,6 +378,12 @@ ANCHOR_HESSIAN_MAX_WORK = 1_000_000_000
 """Local models (and with them ``fit_near``) are used while one Hessian costs at most this many multiply-adds
 (n p^2; Adult: 2.9e8); above it (KDD census-income at n = 20,000: 5.1e9) retraining runs preconditioned Newton
 from the unflipped optimum, as :meth:`FlipProblem.local_model` explains."""
+
+
+def local_models_affordable(Xd) -> bool:
+    """Whether local models (one Hessian, n p^2 multiply-adds) are used for the design matrix Xd (n, p): see
+    :data:`ANCHOR_HESSIAN_MAX_WORK`."""
+    return Xd.shape[0] * Xd.shape[1] ** 2 <= ANCHOR_HESSIAN_MAX_WORK
 
 
 def flip_set_key(flipped: np.ndarray) -> bytes:

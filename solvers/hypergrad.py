@@ -104,9 +104,9 @@ class SoftFlipBilevel:
         ``local_model``; a Hessian not positive definite). With a ``hessian_factor`` (large p) the model holds
         that reference factor instead of the exact Hessians at theta: good enough to start the next inner solve
         from, not for the hypergradient's solve."""
-        from fairflip.problem import ANCHOR_HESSIAN_MAX_WORK
+        from fairflip.problem import local_models_affordable
 
-        if not hasattr(self.firm, "local_model") or self.Xd.shape[0] * self.Xd.shape[1] ** 2 > ANCHOR_HESSIAN_MAX_WORK:
+        if not hasattr(self.firm, "local_model") or not local_models_affordable(self.Xd):
             return None  # census-size tables: preconditioned Newton inner solves, as for retraining
         return self.firm.local_model(theta, self.Xd, self.labels(z.detach()), self.sample_weight, third_order=False,
                                      factor=self.hessian_factor)

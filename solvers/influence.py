@@ -144,10 +144,10 @@ def influence_screen(problem: FlipProblem, *, allowance: float = SCREEN_ALLOWANC
     of its toggles' influences (-U_i . V_k, see the module doc); the screen allows each predicted score an error
     of ``allowance`` times the sum of the toggles' |influence| on it plus ``floor`` (1 + ||x_i||_1). A row whose
     predicted score clears the threshold by more than that keeps a known prediction; the others may go either
-    way. The least
-    objective over those choices bounds the move's objective from below: each gap's signed sum then ranges over an
-    interval (its least |value| is 0 when the interval holds 0), the aggregate of the per-gap least values and the
-    errors of the known rows bound the rest. A move whose bound is not below the current objective is screened out.
+    way. The least objective over those choices bounds the move's objective from below: each gap's signed sum
+    then ranges over an interval (its least |value| is 0 when the interval holds 0), the aggregate of the per-gap
+    least values and the errors of the known rows bound the rest. A move whose bound is not below the current
+    objective is screened out.
 
     This is a first-order estimate with a safety allowance, not a proof: the search that uses it still scores
     every move it keeps by exact retraining, and ``benchmarks/bench_screen.py`` measures how often a screened move

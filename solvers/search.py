@@ -108,6 +108,12 @@ def _top(positions: np.ndarray, gain: np.ndarray | None, size: int) -> np.ndarra
     return positions[np.argsort(-gain[positions], kind="stable")[:size]]
 
 
+def _first_best(values: np.ndarray) -> int:
+    """Index of the first of the least values (K,), ties within IMPROVE_TOL included: the same predictions summed
+    in another order tie, and the tie goes to the earlier (better ranked) move."""
+    return int(np.flatnonzero(values <= values.min() + IMPROVE_TOL)[0])
+
+
 def _moves(current: np.ndarray, cands: np.ndarray, pos_in: np.ndarray, pos_out: np.ndarray, gain: np.ndarray | None,
            budget: int, neighbourhood: int, swap_shortlist: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The shortlisted neighbourhood of the sorted flip set ``current`` (k,): adds (when k < budget), drops and
@@ -238,8 +244,7 @@ def ranked_local_search(
             if values is None:
                 return SearchResult(current, value, evaluations, rounds, False, screened)
             evaluations += len(tier)
-            # Ties (within rounding: the same predictions summed in another order) go to the earlier move.
-            best = int(np.flatnonzero(values <= values.min() + IMPROVE_TOL)[0])
+            best = _first_best(values)
             if values[best] < value - IMPROVE_TOL:
                 current, value, rounds = np.sort(moves[tier[best]]), float(values[best]), rounds + 1
                 improved = True
@@ -300,7 +305,7 @@ def ranked_greedy(
         vals = batched_objectives(problem, trials, batch_size=batch_size, around=current, control=control)
         if vals is None:
             break
-        best = int(np.flatnonzero(vals <= vals.min() + IMPROVE_TOL)[0])  # ties: the earlier (better ranked)
+        best = _first_best(vals)
         if vals[best] >= values[-1] - IMPROVE_TOL:
             break
         order.append(int(cands[positions[best]]))
