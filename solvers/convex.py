@@ -63,8 +63,8 @@ from fairflip.problem import FlipProblem
 
 from .certificate import meets
 from .implicit import label_jacobian
-from .milp import (AffineScores, FairnessGaps, SolveReport, exact_threshold_problem, fairness_gaps,
-                   score_gap_problem, solve)
+from .milp import (AffineScores, FairnessGaps, LowRankModel, SolveReport, exact_threshold_problem,
+                   factored_threshold_problem, fairness_gaps, score_gap_problem, solve)
 
 Formulation = Literal["auto", "score-gap-lp", "score-gap-milp", "exact-milp"]
 FORMULATIONS = ("auto", "score-gap-lp", "score-gap-milp", "exact-milp")
@@ -95,6 +95,12 @@ class ConvexOracle(FlipMethod):
         radius: initial L1 trust-region radius for non-ridge firms (default: the budget).
         max_rounds: the most linearisation rounds for non-ridge firms.
         solver_options: extra keyword options passed to the solver.
+        factored: for the ridge firm, pose ``exact-milp`` in factored form
+            (:func:`solvers.milp.factored_threshold_problem`): the scores through g = J z (J the p x c label
+            Jacobian, so a row's constraint pair has p + 1 non-zeros), one integer per class of identical
+            candidates and one prediction per class of identical evaluation rows. The same relaxation, solved far
+            faster (full COMPAS at M = 10: proven optimal, where the dense form stops about 0.01 short in 60 s);
+            False poses the dense form of :func:`solvers.milp.exact_threshold_problem`.
     """
 
     omniscient = True
@@ -111,6 +117,7 @@ class ConvexOracle(FlipMethod):
         max_rounds: int = 20,
         solver_options: dict[str, Any] | None = None,
         seed: int = 0,
+        factored: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         if formulation not in FORMULATIONS:
@@ -129,6 +136,9 @@ class ConvexOracle(FlipMethod):
             raise FairflipError(f"max_rounds must be a positive integer, got {max_rounds!r}")
         if not isinstance(exact_rows, (int, np.integer)) or exact_rows < 0:
             raise FairflipError(f"exact_rows must be a non-negative integer, got {exact_rows!r}")
+        if not isinstance(factored, (bool, np.bool_)):
+            raise FairflipError(f"factored must be True or False, got {factored!r}")
+        self.factored = bool(factored)
         self.formulation = formulation
         self.solver = solver_name
         self.time_limit = float(time_limit)
@@ -209,12 +219,21 @@ class ConvexOracle(FlipMethod):
                 "hard_stopped": report.hard_stopped}
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
-        model = linear.at(np.zeros(0, dtype=np.int64))
-        report = self._solve_once(model, gaps, budget, problem, formulation, moves=None)
+        none = np.zeros(0, dtype=np.int64)
+        if formulation == "exact-milp" and self.factored:
+            milp = factored_threshold_problem(linear.factored(none), gaps, budget, error_weight=problem.error_weight,
+                                              tolerance=self.tolerance)
+            report = solve(milp.problem, milp.counts, milp.constant, solver=self.solver, time_limit=self.time_limit,
+                           options=self.solver_options, seed=self.seed)
+            if report.z is not None:
+                report.z = milp.decode(report.z)
+            info.update(factored=True, candidate_classes=len(milp.cgroups), row_classes=len(milp.rgroups))
+        else:
+            report = self._solve_once(linear.at(none), gaps, budget, problem, formulation, moves=None)
         info.update(self._report_info(report))
         info["solver_objective_kind"] = "exact-milp" if formulation == "exact-milp" else formulation
         flipped, value = _best_of(problem, self._flip_sets(report, problem.candidates, budget, formulation),
-                                  np.zeros(0, dtype=np.int64), no_flip_value)
+                                  none, no_flip_value)
         info["true_objective"] = value
         result = FlipResult(flipped=flipped, objective=value, solver_objective=report.objective,
                             status="time_limit" if report.time_limit_hit else "feasible",
@@ -299,18 +318,33 @@ class ScoreLinearisation:
         # A flip moves candidate j's label by (1 - 2 y_j); candidates all carry the source label.
         self.sign = 1.0 - 2.0 * problem.y[cands].astype(np.float64)
 
-    def at(self, flipped: np.ndarray) -> AffineScores:
-        """The affine model around the flip set ``flipped`` (shape (k,) candidate rows)."""
+    def _factors(self, flipped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores at ``flipped`` minus the threshold, shape (m,); J, shape (p, c), the parameters' change per
+        candidate flip)."""
         problem, firm = self.problem, self.firm
         theta = problem.fit_flip_sets([flipped])[0]
         theta_t = torch.as_tensor(theta, dtype=firm.dtype, device=self.Xd.device)
         labels = torch.as_tensor(problem.flipped_labels(flipped), dtype=firm.dtype, device=self.Xd.device)
         jac = label_jacobian(firm, self.Xd, theta_t, self.rows, sample_weight=self.sw, y=labels).cpu().numpy()
-        return AffineScores(
-            base=self.eval_design @ theta - firm.score_threshold,
-            slope=self.eval_design @ (jac * self.sign[None, :]),
-            center=np.isin(problem.candidates, flipped).astype(np.float64),
-        )
+        return self.eval_design @ theta - firm.score_threshold, jac * self.sign[None, :]
+
+    def at(self, flipped: np.ndarray) -> AffineScores:
+        """The affine model around the flip set ``flipped`` (shape (k,) candidate rows)."""
+        base, J = self._factors(flipped)
+        return AffineScores(base=base, slope=self.eval_design @ J,
+                            center=np.isin(self.problem.candidates, flipped).astype(np.float64))
+
+    def factored(self, flipped: np.ndarray) -> LowRankModel:
+        """The same model at no further flips from ``flipped``, in factored form: scores base + E (J z) (E the
+        evaluation design, shape (m, p); J shape (p, c)); its range [lo, hi] is a rounding margin of the
+        factored products (a relative 1e-12 of their magnitude)."""
+        base, J = self._factors(flipped)
+        E = np.asarray(self.eval_design, dtype=np.float64)
+        Q = np.ascontiguousarray(J.T)
+        k = len(self.problem.candidates)
+        gmax = np.abs(Q).sum(axis=0) if k else np.zeros(E.shape[1])
+        slack = 1e-12 * (np.abs(E) @ gmax + np.abs(base)) + 1e-15
+        return LowRankModel(Q=Q, EH=E, base=base, lo=-slack, hi=slack, E=E)
 
 
 def _best_of(problem: FlipProblem, flip_sets: list[np.ndarray], incumbent: np.ndarray,

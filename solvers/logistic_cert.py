@@ -103,7 +103,8 @@ from fairflip.methods import FlipResult
 from fairflip.problem import FlipProblem
 
 from .exact import count_flip_sets
-from .milp import AffineScores, exact_threshold_problem, fairness_gaps, solve
+from .milp import (AffineScores, LowRankModel, exact_threshold_problem, factored_threshold_problem,
+                   fairness_gaps, row_classes, solve)
 
 MAX_PAIRWISE_ROWS = 6000
 """The per-row (n x n) remainder bound is used up to this many training rows; above, only the norm bound."""
@@ -344,7 +345,16 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     # Rounding of the factored products EH_j g (g = Q^T z): a relative 1e-12 of their magnitudes.
     gmax = np.partition(np.abs(Q), -k, axis=0)[-k:].sum(axis=0) if k > 0 else np.zeros(p)
     lr_slack = 1e-12 * (np.abs(EH) @ gmax + np.abs(base)) + 1e-15
-    lowrank = LowRankModel(Q=Q, EH=EH, base=base.copy(), lo=elo - lr_slack, hi=ehi + lr_slack)
+    # The shared nonlinear shift delta: every row's certified range is a linear constraint on it (tightest per
+    # distinct row).
+    dirs_all = np.r_[E, X]
+    dlo_all, dhi_all = np.r_[elo, nlo], np.r_[ehi, nhi]
+    groups = row_classes(dirs_all)
+    dirs = dirs_all[[gr[0] for gr in groups]]
+    dir_lo = np.array([dlo_all[gr].max() for gr in groups])
+    dir_hi = np.array([dhi_all[gr].min() for gr in groups])
+    lowrank = LowRankModel(Q=Q, EH=EH, base=base.copy(), lo=elo - lr_slack, hi=ehi + lr_slack, E=E, dirs=dirs,
+                           dir_lo=dir_lo, dir_hi=dir_hi, slack=lr_slack)
     base_out, slope_out = base + mid, slope.copy()
     radius_affine = None
     if k > 0:
@@ -468,26 +478,6 @@ def graph_lines(f: np.ndarray, lo: np.ndarray, hi: np.ndarray, slopes: int = 4
 
 
 @dataclass
-class LowRankModel:
-    """The first-order model in factored form: slope = EH Q^T (rank p), so the scores depend on z only through
-    g = Q^T z; with the uniform interval, every allowed flip set's score j (minus the threshold) lies in
-    base_j + EH_j g + [lo_j, hi_j].
-
-    Attributes:
-        Q: shape (c', p) tilts q_k of the free candidates.
-        EH: shape (m, p) rows H^{-1} e_j.
-        base: shape (m,) the linear model's score at no further flips.
-        lo, hi: shape (m,) the nonlinear range (with a rounding margin for the factored products).
-    """
-
-    Q: np.ndarray
-    EH: np.ndarray
-    base: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-
-@dataclass
 class CoupledRemainder:
     """The remainder of the first-order model as one shared p-vector, for the MILP (see the module docstring).
 
@@ -569,37 +559,20 @@ class CoupledRemainder:
         return cons
 
 
-def _classes(keys: np.ndarray) -> list[np.ndarray]:
-    """Indices of the rows of ``keys`` (shape (r, q)) grouped by bitwise equality, in order of first occurrence."""
-    if len(keys) == 0:
-        return []
-    keys = np.ascontiguousarray(keys)
-    view = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
-    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    groups = [np.flatnonzero(inverse == g) for g in order]
-    return groups
-
-
 def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0.0, tolerance: float = 1e-7,
-                     affine: bool = True, coupled: bool = False, classes: bool = True):
+                     affine: bool = True, coupled: bool = False, classes: bool = True, shared: bool = False):
     """The exact-threshold MILP over a node's certified intervals, with the scores in factored form.
 
-    The same relaxation as :func:`solvers.milp.exact_threshold_problem` over the uniform interval (one binary
-    prediction per evaluation row the intervals leave open, a band delta_j around the threshold inside which both
-    predictions are allowed, big-M pairs), with three changes that make HiGHS's search far cheaper:
+    :func:`solvers.milp.factored_threshold_problem` over the uniform interval (``intervals.lowrank``: scores
+    through g = Q^T z, p continuous variables, one integer per class of identical candidates, one prediction per
+    class of identical open rows; on COMPAS at M = 10, 307 candidate classes of 363 candidates and 152 of 291 open
+    rows), with optional further constraints:
 
-    - the linear model enters through g = Q^T z (p continuous variables, :class:`LowRankModel`): a row's pair has
-      p + 1 non-zeros instead of c' + 1;
-    - ``classes``: free candidates with bitwise identical tilts q_k are interchangeable (equal rows of every
-      matrix built from them), so one integer n_G in [0, |G|] counts the flips of class G; open evaluation rows
-      with bitwise identical features (and H^{-1} e_j) score alike under every model, so they share one prediction
-      p_G whose gap weight is the sum of theirs, with the loosest of their intervals and bands. This removes the
-      symmetric copies that HiGHS otherwise branches over (COMPAS at M = 10: 307 candidate classes of 363
-      candidates, 152 of 291 open rows);
-    - ``affine`` adds the flip-dependent interval's pair on its rows (dense in z; per class the least coefficient
-      in the lower side and the largest in the upper side), ``coupled`` the coupled remainder model's
-      (:class:`CoupledRemainder`).
+    - ``affine``: the flip-dependent interval's pair on its rows (dense in z; per class the least coefficient in
+      the lower side and the largest in the upper side);
+    - ``coupled``: the coupled remainder model's (:class:`CoupledRemainder`);
+    - ``shared``: the nonlinear parts of all rows as E_j delta for one shared delta, constrained by every
+      distinct training and evaluation row's certified range (instead of each row's own range).
 
     Every constraint holds at each flip set's true point (its class counts, g = Q^T z and true predictions), so the
     optimum and any dual bound are at most the true optimum over the node's flip sets.
@@ -609,7 +582,7 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
         gaps: the objective's :class:`solvers.milp.FairnessGaps` over the m rows.
         error_weight: weight of the error rate mean(p_j != y_j).
         tolerance: the band's absolute half-width (> 0).
-        affine, coupled, classes: as above.
+        affine, coupled, classes, shared: as above.
 
     Returns:
         (problem, n, decode, constant): the CVXPY problem, the integer class-count variable n (shape (G,)),
@@ -618,67 +591,33 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
     """
     import cvxpy as cp
 
-    from .milp import prediction_objective, threshold_band
-
-    if not (float(tolerance) > 0):
-        raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
     lr = intervals.lowrank
     if lr is None:
         raise FairflipError("certificate_milp needs intervals with a factored model (lowrank)")
     k = intervals.budget
-    c = lr.Q.shape[0]
-    m = len(lr.base)
-    lin = AffineScores(base=lr.base, slope=lr.EH @ lr.Q.T, center=np.zeros(c))
-    lin_lo, lin_hi = lin.score_bounds(k)
-    lower, upper = lin_lo + lr.lo, lin_hi + lr.hi  # the uniform interval's reach over every allowed z
-    delta = threshold_band(lin, lin_lo, lin_hi, tolerance) + 1e-9 * (np.abs(lr.lo) + np.abs(lr.hi))
-    rows = np.arange(m) if error_weight > 0 else gaps.rows
-    fixed_one = lower[rows] > delta[rows]
-    fixed_zero = upper[rows] < -delta[rows]
     use_affine = affine and intervals.radius_affine is not None
+    fixed_one = fixed_zero = None
     if use_affine:
         r0, R = intervals.radius_affine
         model = intervals.model
         low_a = AffineScores(model.base - r0, model.slope - R, model.center).score_bounds(k)
         up_a = AffineScores(model.base + r0, model.slope + R, model.center).score_bounds(k)
-        fixed_one |= low_a[0][rows] > delta[rows]
-        fixed_zero |= up_a[1][rows] < -delta[rows]
-    free = rows[~fixed_one & ~fixed_zero]
-    # Candidate classes (identical tilts) and row classes (identical features): see the docstring.
-    cgroups = _classes(lr.Q) if classes else [np.array([i]) for i in range(c)]
-    size = np.array([len(gr) for gr in cgroups], dtype=np.float64)
-    rep = np.array([gr[0] for gr in cgroups], dtype=np.int64)
-    if classes and len(free):
-        E_keys = np.c_[lr.EH[free], intervals.lowrank_keys[free]] if intervals.lowrank_keys is not None \
-            else lr.EH[free]
-        rgroups = [free[gr] for gr in _classes(E_keys)]
-    else:
-        rgroups = [np.array([j]) for j in free]
-    n = cp.Variable(len(cgroups), integer=True)
-    cons = [n >= 0, n <= size, cp.sum(n) <= k]
-    p_const = np.zeros(m)
-    p_const[rows[fixed_one]] = 1.0
-    p = cp.Variable(len(rgroups), boolean=True) if len(rgroups) else None
-    gap_expr = gaps.weights @ p_const
-    if p is not None:
-        first = np.array([gr[0] for gr in rgroups], dtype=np.int64)
-        W = np.stack([gaps.weights[:, gr].sum(axis=1) for gr in rgroups], axis=1)  # (k gaps, groups)
-        gap_expr = gap_expr + W @ p
+        # The band as the core computes it (rows it fixes here must lie outside it).
+        lin_lo, lin_hi = lr.reach(k)
+        delta = tolerance + 1e-9 * (np.abs(lr.base) + np.maximum(np.abs(lin_lo), np.abs(lin_hi))) \
+            + 1e-9 * (np.abs(lr.lo) + np.abs(lr.hi))
+        fixed_one, fixed_zero = low_a[0] > delta, up_a[1] < -delta
 
-        def low(v):  # the least member value per row class, shape (groups,)
+    def more(milp):
+        cons = []
+        rgroups, cgroups, p, n, d = milp.rgroups, milp.cgroups, milp.p, milp.counts, milp.band
+
+        def low(v):
             return np.array([v[gr].min() for gr in rgroups])
 
         def high(v):
             return np.array([v[gr].max() for gr in rgroups])
 
-        g = cp.Variable(lr.Q.shape[1])
-        cons.append(g == lr.Q[rep].T @ n)
-        d = high(delta)
-        EHg = lr.EH[first] @ g
-        big_up = np.maximum(high(lin_hi + lr.lo), 0.0) + d
-        big_down = np.maximum(-low(lin_lo + lr.hi), 0.0) + d
-        cons += [EHg + low(lr.base + lr.lo) <= d + cp.multiply(big_up, p),
-                 EHg + high(lr.base + lr.hi) >= -d - cp.multiply(big_down, 1 - p)]
         if use_affine:
             # Only the row classes whose flip-dependent interval differs from the uniform one (R non-zero).
             sub = np.array([i for i, gr in enumerate(rgroups) if R[gr].any()], dtype=np.int64)
@@ -694,19 +633,13 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
                 cons += [lo_0 + lo_c @ n <= d[sub] + cp.multiply(bu, p[sub]),
                          hi_0 + hi_c @ n >= -d[sub] - cp.multiply(bd, 1 - p[sub])]
         if coupled and intervals.coupling is not None:
-            cons += intervals.coupling.constraints(n, p, rgroups, d, g=g)
-    yf = gaps.y.astype(np.float64)
-    objective, constant, agg_cons = prediction_objective(gaps, gap_expr, error_weight, p, p_const,
-                                                         np.array([(1 - 2 * yf[gr]).sum() for gr in rgroups]))
-    cons += agg_cons
+            cons += intervals.coupling.constraints(n, p, rgroups, d, g=milp.g)
+        return cons
 
-    def decode(counts: np.ndarray) -> np.ndarray:
-        out = np.zeros(c)
-        for gr, v in zip(cgroups, np.asarray(counts, dtype=np.float64)):
-            out[gr[:int(round(v))]] = 1.0
-        return out
-
-    return cp.Problem(cp.Minimize(objective), cons), n, decode, constant
+    milp = factored_threshold_problem(lr, gaps, k, error_weight=error_weight, tolerance=tolerance, classes=classes,
+                                      shared=shared and lr.dirs is not None, fixed_one=fixed_one,
+                                      fixed_zero=fixed_zero, extra=more)
+    return milp.problem, milp.counts, milp.decode, milp.constant
 
 
 def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope, elo, ehi, radius, base_out,

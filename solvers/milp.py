@@ -359,6 +359,208 @@ def exact_threshold_problem(
     return cp.Problem(cp.Minimize(objective), cons), z, constant
 
 
+@dataclass
+class LowRankModel:
+    """Scores of rank p in the flips: every allowed flip set's score j (minus the threshold) lies in
+    base_j + EH_j g + [lo_j, hi_j], g = Q^T z (shape (p,)).
+
+    The ridge firm's scores are exactly of this form (EH the evaluation design, Q the label Jacobian's columns
+    times the flip signs, lo = hi = 0 up to rounding); the logistic certificate's first-order model is too, with
+    [lo, hi] its certified nonlinear range.
+
+    Attributes:
+        Q: shape (c, p) one row per candidate (its tilt).
+        EH: shape (m, p) one row per evaluation row.
+        base: shape (m,) scores at no flips.
+        lo, hi: shape (m,) the range of the rest (with a rounding margin for the factored products).
+        E: shape (m, p) the evaluation rows' features with the intercept (rows equal here and in ``EH`` score
+            alike under every model, so they share a prediction), or None (``EH`` is used).
+        dirs, dir_lo, dir_hi: shapes (D, p), (D,), (D,), or None: a shared parameter shift delta with
+            dir_lo <= dirs delta <= dir_hi such that score_j - base_j - EH_j g - E_j delta lies in
+            [-slack_j, slack_j] (the logistic certificate's nonlinear part, see :mod:`solvers.logistic_cert`).
+        slack: shape (m,) rounding margin of that form, or None.
+    """
+
+    Q: np.ndarray
+    EH: np.ndarray
+    base: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    E: np.ndarray | None = None
+    dirs: np.ndarray | None = None
+    dir_lo: np.ndarray | None = None
+    dir_hi: np.ndarray | None = None
+    slack: np.ndarray | None = None
+
+    def reach(self, budget: int, chunk_entries: int = 20_000_000) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), shape (m,) each: the least and largest base_j + EH_j Q^T z over binary z with at most
+        ``budget`` ones (the budget's most negative and most positive entries of each row of EH Q^T), computed in
+        row chunks so that the (m, c) product is never held whole."""
+        m, c = len(self.base), self.Q.shape[0]
+        k = int(min(max(budget, 0), c))
+        lower, upper = self.base.copy(), self.base.copy()
+        if k == 0:
+            return lower, upper
+        step = max(1, chunk_entries // max(1, c))
+        for s0 in range(0, m, step):
+            S = self.EH[s0:s0 + step] @ self.Q.T
+            upper[s0:s0 + step] += np.partition(np.maximum(S, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+            lower[s0:s0 + step] -= np.partition(np.maximum(-S, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        return lower, upper
+
+
+def row_classes(keys: np.ndarray) -> list[np.ndarray]:
+    """Indices of the rows of ``keys`` (shape (r, q)) grouped by bitwise equality, in order of first occurrence."""
+    if len(keys) == 0:
+        return []
+    keys = np.ascontiguousarray(keys)
+    view = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    return [np.flatnonzero(inverse == g) for g in order]
+
+
+@dataclass
+class FactoredMILP:
+    """The factored exact-threshold MILP (:func:`factored_threshold_problem`) and what its callers need.
+
+    Attributes:
+        problem: the CVXPY problem.
+        counts: the integer variable, shape (G,): flips per candidate class.
+        constant: to add to the solver's objective.
+        cgroups: the G candidate classes (index arrays into the c candidates).
+        rgroups: the row classes with an open prediction (index arrays into the m rows).
+        p: the open predictions' binary variable (one per row class), or None.
+        g: the variable Q^T z, shape (p,), or None.
+        band: shape (len(rgroups),) the band of each row class (its loosest member's).
+    """
+
+    problem: cp.Problem
+    counts: cp.Variable
+    constant: float
+    cgroups: list
+    rgroups: list
+    p: Any = None
+    g: Any = None
+    band: np.ndarray | None = None
+
+    def decode(self, counts: np.ndarray) -> np.ndarray:
+        """The candidate indicator z (shape (c,), 0/1; the first members of each class) of class counts."""
+        out = np.zeros(sum(len(gr) for gr in self.cgroups))
+        for gr, v in zip(self.cgroups, np.asarray(counts, dtype=np.float64)):
+            out[gr[:int(round(v))]] = 1.0
+        return out
+
+
+def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: int, *, error_weight: float = 0.0,
+                               tolerance: float = 1e-7, classes: bool = True, shared: bool = False,
+                               fixed_one=None, fixed_zero=None, extra=None) -> FactoredMILP:
+    """The exact-threshold MILP of :func:`exact_threshold_problem` with the scores in factored form.
+
+    The same relaxation (one binary prediction per evaluation row left open, a band delta_j around the threshold
+    inside which both predictions are allowed, big-M pairs valid over every allowed z), with changes that make the
+    solver's search far cheaper when the slope EH Q^T has low rank p:
+
+    - the flips enter through g = Q^T z (p continuous variables): a row's pair has p + 1 non-zeros instead of c + 1;
+    - ``classes``: candidates with bitwise identical rows of Q are interchangeable, so one integer n_G in [0, |G|]
+      counts the flips of class G; open rows with bitwise identical rows of EH and E score alike under every
+      model, so they share one prediction whose gap weight is the sum of theirs, with the loosest of their ranges
+      and bands. This removes symmetric copies the solver otherwise branches over;
+    - ``shared`` (needs ``model.dirs``): the rest of every score is E_j delta for one shared delta in the polytope
+      dir_lo <= dirs delta <= dir_hi, instead of each row's own [lo_j, hi_j].
+
+    Every constraint holds at each flip set's true point (its class counts, g = Q^T z and true predictions), so the
+    optimum and any dual bound are at most the true optimum.
+
+    Args:
+        model: the :class:`LowRankModel` (m rows, c candidates).
+        gaps: the objective's :class:`FairnessGaps` over the m rows.
+        budget: the most flips.
+        error_weight: weight of the error rate mean(p_j != y_j).
+        tolerance: the band's absolute half-width (> 0).
+        classes, shared: as above.
+        fixed_one, fixed_zero: optional shape (m,) bool: rows a caller's own certified bounds already fix.
+        extra: optional callable ``extra(milp) -> list`` of further CVXPY constraints, called with the
+            :class:`FactoredMILP` before the problem is built (``problem`` None then); they must hold at every
+            flip set's true point.
+
+    Returns:
+        the :class:`FactoredMILP`.
+    """
+    if not (float(tolerance) > 0):
+        raise FairflipError(f"tolerance must be a positive number, got {tolerance!r}")
+    if shared and model.dirs is None:
+        raise FairflipError("shared needs a model with a shared shift polytope (dirs)")
+    k = int(min(max(budget, 0), model.Q.shape[0]))
+    m = len(model.base)
+    lin_lo, lin_hi = model.reach(k)
+    lower, upper = lin_lo + model.lo, lin_hi + model.hi  # every allowed score lies in [lower, upper]
+    scale = np.abs(model.base) + np.maximum(np.abs(lin_lo), np.abs(lin_hi))
+    delta = float(tolerance) + 1e-9 * scale + 1e-9 * (np.abs(model.lo) + np.abs(model.hi))
+    rows = np.arange(m) if error_weight > 0 else gaps.rows
+    one = lower[rows] > delta[rows]
+    zero = upper[rows] < -delta[rows]
+    if fixed_one is not None:
+        one |= np.asarray(fixed_one, dtype=bool)[rows]
+    if fixed_zero is not None:
+        zero |= np.asarray(fixed_zero, dtype=bool)[rows]
+    free = rows[~one & ~zero]
+    cgroups = row_classes(model.Q) if classes else [np.array([i]) for i in range(model.Q.shape[0])]
+    size = np.array([len(gr) for gr in cgroups], dtype=np.float64)
+    rep = np.array([gr[0] for gr in cgroups], dtype=np.int64)
+    if classes and len(free):
+        keys = model.EH[free] if model.E is None else np.c_[model.EH[free], model.E[free]]
+        rgroups = [free[gr] for gr in row_classes(keys)]
+    else:
+        rgroups = [np.array([j]) for j in free]
+    n = cp.Variable(len(cgroups), integer=True)
+    cons = [n >= 0, n <= size, cp.sum(n) <= k]
+    p_const = np.zeros(m)
+    p_const[rows[one]] = 1.0
+    p = cp.Variable(len(rgroups), boolean=True) if len(rgroups) else None
+    out = FactoredMILP(problem=None, counts=n, constant=0.0, cgroups=cgroups, rgroups=rgroups, p=p)
+    gap_expr = gaps.weights @ p_const
+    if p is not None:
+        first = np.array([gr[0] for gr in rgroups], dtype=np.int64)
+        W = np.stack([gaps.weights[:, gr].sum(axis=1) for gr in rgroups], axis=1)  # (k gaps, groups)
+        gap_expr = gap_expr + W @ p
+
+        def low(v):  # the least member value per row class, shape (groups,)
+            return np.array([v[gr].min() for gr in rgroups])
+
+        def high(v):
+            return np.array([v[gr].max() for gr in rgroups])
+
+        g = cp.Variable(model.Q.shape[1])
+        cons.append(g == model.Q[rep].T @ n)
+        d = high(delta)
+        out.g, out.band = g, d
+        EHg = model.EH[first] @ g
+        big_up = np.maximum(high(lin_hi + model.lo), 0.0) + d
+        big_down = np.maximum(-low(lin_lo + model.hi), 0.0) + d
+        if shared:
+            # The rest is E_j delta for one delta in the polytope; each row's own range is one of its faces
+            # (dirs holds every distinct row), so the per-row pair below would be implied.
+            shift = cp.Variable(model.Q.shape[1])
+            slack = np.zeros(m) if model.slack is None else model.slack
+            E = model.EH if model.E is None else model.E
+            Ed = E[first] @ shift
+            cons += [model.dirs @ shift >= model.dir_lo, model.dirs @ shift <= model.dir_hi,
+                     EHg + Ed + low(model.base - slack) <= d + cp.multiply(big_up, p),
+                     EHg + Ed + high(model.base + slack) >= -d - cp.multiply(big_down, 1 - p)]
+        else:
+            cons += [EHg + low(model.base + model.lo) <= d + cp.multiply(big_up, p),
+                     EHg + high(model.base + model.hi) >= -d - cp.multiply(big_down, 1 - p)]
+        if extra is not None:
+            cons += list(extra(out))
+    yf = gaps.y.astype(np.float64)
+    objective, constant, agg_cons = prediction_objective(gaps, gap_expr, error_weight, p, p_const,
+                                                         np.array([(1 - 2 * yf[gr]).sum() for gr in rgroups]))
+    cons += agg_cons
+    out.problem, out.constant = cp.Problem(cp.Minimize(objective), cons), constant
+    return out
+
+
 # Name of each solver's wall-clock limit option in CVXPY's pass-through keywords.
 _TIME_LIMIT_OPTION = {
     "HIGHS": "time_limit",
