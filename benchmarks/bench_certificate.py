@@ -107,6 +107,7 @@ def check_intervals(problem, budget: int, n_sets: int, seed: int = 0, found=()) 
         model = iv.model.base[:, None] + iv.model.slope @ Z
         open_rows = np.abs(model) <= radius
         coupled = _coupled_violations(problem, iv, thetas, F, Z)
+        coupled.update(_quadratic_check(iv, F, Z))
         out[origin] = {"sets": len(sets), "violations": int((err > radius).sum()), **coupled,
                        "ratio_median": float(np.median(ratio)), "ratio_p99": float(np.quantile(ratio, 0.99)),
                        "ratio_max": float(ratio.max()), "radius_median": float(np.median(radius)),
@@ -116,8 +117,26 @@ def check_intervals(problem, budget: int, n_sets: int, seed: int = 0, found=()) 
             out["sets"] = len(sets)
             out["violations"] = out[origin]["violations"]
             out["coupled_violations"] = out[origin]["coupled_violations"]
+            out["quadratic_violations"] = out[origin].get("quadratic_violations")
     out.update(rows=int(E.shape[0]), max_shift=iv.info["max_shift"], check_s=time.perf_counter() - start)
     return out
+
+
+def _quadratic_check(iv, F, Z) -> dict:
+    """The second-order interval (``iv.quadratic``) at retrained flip sets: ``quadratic_violations`` (scores
+    outside it; must be 0), and over its rows the median half-width at the sets against the uniform radius there
+    (``quadratic_half_median``, ``uniform_half_median``) and the median ratio of the observed error (from the
+    interval's centre) to its half-width."""
+    if iv.quadratic is None:
+        return {}
+    rows, lo0, LO, hi0, HI = iv.quadratic
+    low, high = lo0[:, None] + LO @ Z, hi0[:, None] + HI @ Z
+    true = F[rows]
+    half = 0.5 * (high - low)
+    ratio = np.abs(true - 0.5 * (low + high)) / half
+    return {"quadratic_violations": int(((true < low) | (true > high)).sum()),
+            "quadratic_half_median": float(np.median(half)), "uniform_half_median": float(np.median(iv.radius[rows])),
+            "quadratic_ratio_median": float(np.median(ratio)), "quadratic_ratio_max": float(ratio.max())}
 
 
 def _coupled_violations(problem, iv, thetas, F, Z) -> dict:

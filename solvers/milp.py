@@ -545,9 +545,12 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
             slack = np.zeros(m) if model.slack is None else model.slack
             E = model.EH if model.E is None else model.E
             Ed = E[first] @ shift
+            # Big-Ms over the reach of each side: E_j delta spans the row's whole range [lo, hi] on both.
+            big_up_s = np.maximum(high(lin_hi + model.hi), 0.0) + d
+            big_down_s = np.maximum(-low(lin_lo + model.lo), 0.0) + d
             cons += [model.dirs @ shift >= model.dir_lo, model.dirs @ shift <= model.dir_hi,
-                     EHg + Ed + low(model.base - slack) <= d + cp.multiply(big_up, p),
-                     EHg + Ed + high(model.base + slack) >= -d - cp.multiply(big_down, 1 - p)]
+                     EHg + Ed + low(model.base - slack) <= d + cp.multiply(big_up_s, p),
+                     EHg + Ed + high(model.base + slack) >= -d - cp.multiply(big_down_s, 1 - p)]
         else:
             cons += [EHg + low(model.base + model.lo) <= d + cp.multiply(big_up, p),
                      EHg + high(model.base + model.hi) >= -d - cp.multiply(big_down, 1 - p)]

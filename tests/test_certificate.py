@@ -52,7 +52,7 @@ def test_logistic_intervals_contain_every_retrained_score():
 
     from fairflip.solvers.logistic_cert import logistic_intervals
 
-    checked = certified = affine = 0
+    checked = certified = affine = quadratic = 0
     for seed in range(1, 1000, 2):  # odd seeds: the logistic firm, every option combination
         if certified >= 40:
             break
@@ -62,7 +62,9 @@ def test_logistic_intervals_contain_every_retrained_score():
         free = np.setdiff1d(cands, center)
         # boxed=3: a few rows enter the flip-dependent interval through their remainder range, the rest through
         # their secant slope times their shift.
-        iv = logistic_intervals(problem, center, free, budget, boxed=3 if seed % 4 == 1 else 0)
+        # The second-order interval's choices are made at a reference set: none (the worst case) or a random one.
+        reference = None if seed % 3 != 1 else (np.random.default_rng(seed).random(len(free)) < 0.3).astype(float)
+        iv = logistic_intervals(problem, center, free, budget, boxed=3 if seed % 4 == 1 else 0, reference=reference)
         if not iv.certified:
             continue
         certified += 1
@@ -80,8 +82,30 @@ def test_logistic_intervals_contain_every_retrained_score():
                     r0, R = iv.radius_affine
                     assert np.all(np.abs(f - iv.model.at(z)) <= r0 + R @ z + 1e-9), (seed, A, "affine")
                     affine += 1
+                if iv.quadratic is not None:
+                    q_rows, lo0, LO, hi0, HI = iv.quadratic
+                    assert np.all(f[q_rows] >= lo0 + LO @ z - 1e-9), (seed, A, "quadratic")
+                    assert np.all(f[q_rows] <= hi0 + HI @ z + 1e-9), (seed, A, "quadratic")
+                    quadratic += 1
                 checked += 1
-    assert certified >= 40 and checked >= 300 and affine >= 300, (certified, checked, affine)
+    assert certified >= 40 and checked >= 300 and affine >= 300 and quadratic >= 100, (certified, checked, affine,
+                                                                                      quadratic)
+
+
+def test_curvature_range_matches_a_dense_grid():
+    from fairflip.solvers.logistic_cert import curvature_range
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 3.0, 400)
+    b = a + rng.exponential(2.0, 400)
+    a[:4], b[:4] = [-1.5, 1.0, -0.5, 1.3169578969248166], [1.5, 1.4, 0.5, 1.3169578969248166]  # peaks inside/at
+    lo, hi = curvature_range(a, b)
+    for i in range(len(a)):
+        x = np.linspace(a[i], b[i], 20001)
+        s = 1.0 / (1.0 + np.exp(-x))
+        v = s * (1 - s) * (1 - 2 * s)
+        assert lo[i] <= v.min() + 1e-12 and hi[i] >= v.max() - 1e-12
+        assert v.min() - lo[i] <= 1e-7 and hi[i] - v.max() <= 1e-7  # exact up to the grid's spacing
 
 
 def test_logistic_branch_and_bound_never_bounds_above_the_optimum():

@@ -107,6 +107,24 @@ def test_exact_milp_equals_brute_force_ridge(seed, objective, error_weight):
     assert -1e-9 <= result.info["abs_gap"] <= 1e-5 and result.info["mip_gap"] is not None
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_factored_and_dense_exact_milp_agree_with_brute_force(seed):
+    """The ridge exact MILP in factored form (g = J z, classes of identical candidates and rows) and in dense form
+    prove the same optimum, the brute force's; duplicated rows (candidates among them) make classes form."""
+    problem = tiny_problem(seed, objective=OBJECTIVES[seed % 4], error_weight=0.3 if seed % 3 == 0 else 0.0)
+    cands = problem.candidates
+    problem.X[cands[1]] = problem.X[cands[0]]
+    problem.X[cands[3]] = problem.X[cands[2]]
+    others = np.setdiff1d(np.arange(problem.n), cands)
+    problem.X[others[1]] = problem.X[others[0]]
+    optimum = brute_force(problem, 3)
+    results = [ConvexOracle(formulation="exact-milp", factored=f).select(problem, 3) for f in (True, False)]
+    for r in results:
+        assert r.status == "optimal" and r.lower_bound == pytest.approx(optimum, abs=1e-9)
+        assert r.objective == pytest.approx(optimum, abs=1e-12)
+    assert results[0].info["factored"] and results[0].info["candidate_classes"] < len(cands)
+
+
 def test_exact_milp_on_validation_rows_equals_brute_force():
     for seed in (20, 21, 22):
         problem = tiny_problem(seed, objective="eqod", validation=True)

@@ -147,18 +147,20 @@ def test_factored_milp_never_bounds_above_the_optimum():
         if not iv.certified:
             continue
         gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])
-        for coupled in (False, True):
+        # (coupled, shared, quadratic): each further model must keep the MILP a relaxation.
+        for coupled, shared, quadratic in ((False, False, False), (True, False, False), (False, True, False),
+                                           (False, False, True), (True, True, True)):
             prob, n, decode, const = certificate_milp(iv, gaps, error_weight=problem.error_weight,
-                                                      coupled=coupled)
+                                                      coupled=coupled, shared=shared, quadratic=quadratic)
             if n.shape[0] < len(cands):
                 grouped += 1
             report = solve(prob, n, const, solver="HIGHS", time_limit=10.0)
             assert report.bound is not None
-            assert report.bound <= ref.optimum + TOL, (seed, coupled, report.bound, ref.optimum)
+            assert report.bound <= ref.optimum + TOL, (seed, coupled, shared, quadratic, report.bound, ref.optimum)
             z = decode(report.z)
             assert z.sum() <= budget and set(np.flatnonzero(z)) <= set(range(len(cands)))
             checked += 1
-    assert checked >= 12 and grouped >= 4, (checked, grouped)
+    assert checked >= 30 and grouped >= 10, (checked, grouped)
 
 
 def test_certify_logistic_formulations_agree_on_soundness():
