@@ -581,7 +581,7 @@ class CoupledRemainder:
 
 def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0.0, tolerance: float = 1e-7,
                      affine: bool = True, coupled: bool = False, classes: bool = True, shared: bool = False,
-                     quadratic: bool = False):
+                     quadratic: bool = False, extra_intervals: list | None = None):
     """The exact-threshold MILP over a node's certified intervals, with the scores in factored form.
 
     :func:`solvers.milp.factored_threshold_problem` over the uniform interval (``intervals.lowrank``: scores
@@ -595,7 +595,10 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
     - ``shared``: the nonlinear parts of all rows as E_j delta for one shared delta, constrained by every
       distinct training and evaluation row's certified range (instead of each row's own range);
     - ``quadratic``: the second-order interval's pair on its rows (``intervals.quadratic``, dense in z like
-      ``affine``).
+      ``affine``);
+    - ``extra_intervals``: further flip-dependent intervals in the same form (rows, lower0, LOWER, upper0, UPPER)
+      over the same free candidates, each valid for every allowed set (e.g. second-order intervals built around
+      other reference sets).
 
     Every constraint holds at each flip set's true point (its class counts, g = Q^T z and true predictions), so the
     optimum and any dual bound are at most the true optimum over the node's flip sets.
@@ -605,7 +608,7 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
         gaps: the objective's :class:`solvers.milp.FairnessGaps` over the m rows.
         error_weight: weight of the error rate mean(p_j != y_j).
         tolerance: the band's absolute half-width (> 0).
-        affine, coupled, classes, shared, quadratic: as above.
+        affine, coupled, classes, shared, quadratic, extra_intervals: as above.
 
     Returns:
         (problem, n, decode, constant): the CVXPY problem, the integer class-count variable n (shape (G,)),
@@ -629,6 +632,7 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
                       (model.slope + R)[sel]))
     if quadratic and intervals.quadratic is not None:
         pairs.append(intervals.quadratic)
+    pairs += list(extra_intervals or [])
     fixed_one = fixed_zero = None
     reach = []
     if pairs:
@@ -694,27 +698,29 @@ def curvature_range(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _quadratic_interval(f, cw, lo, hi, res, e, Lmat, EH, X, k, rows, base, slope, reference=None, pair=None,
                         iterations: int = 3, chunk_entries: int = 20_000_000):
-    """The second-order flip-dependent interval: its ends affine in z, on the evaluation ``rows``.
+    """The second-order flip-dependent interval around a reference set: its ends affine in z, on the evaluation
+    ``rows``; exact to second order at the reference.
 
-    Taylor's theorem with the Lagrange remainder gives phi_l(d) = sigma''(xi) d^2 / 2 for some xi between f_l and
-    f_l + d, so with a_l and b_l the least and largest sigma'' / 2 over the certified range [f_l + lo_l, f_l + hi_l]
-    (:func:`curvature_range`), phi_l(d) lies in [min(a_l, 0) d^2, max(b_l, 0) d^2]. The shift is d_l = L_l z + eps_l
-    with |eps_l| <= ebar_l (the retraining residual and the certified nonlinear part), and for |A| <= k
+    Taylor's theorem with the Lagrange remainder gives phi_l(d) = kappa d^2 for some kappa in [klo_l, khi_l], the
+    least and largest sigma'' / 2 over the certified range [f_l + lo_l, f_l + hi_l] (:func:`curvature_range`). So
+    with affine bounds Dlo_l(z) <= d_l^2 <= Dhi_l(z), phi_l lies between klo Dlo (klo >= 0) or klo Dhi (klo < 0) and
+    khi Dhi (khi >= 0) or khi Dlo (khi < 0), all affine in z.
 
-        (L_l z)^2 <= k sum_k z_k L_lk^2                 (Cauchy-Schwarz), or
-        (L_l z)^2 <= R_l sum_k z_k |L_lk|               (R_l the row's linear reach: |L_l z| <= R_l),
+    The squared shift. With r the reference (a flip indicator over the free candidates; default none), a_l = L_l r
+    and u = L_l (z - r), the shift is d_l = a_l + u + eps_l with |eps_l| <= ebar_l (the retraining residual and the
+    certified nonlinear part). (a + u)^2 >= a^2 + 2 a u (the tangent) and (a + u)^2 <= a^2 + 2 a u + u^2 with
+    u^2 <= R'_l sum_k |L_lk| |z_k - r_k| (|u| <= R'_l = R_l + |a_l|, R_l the row's linear reach over |A| <= k; and
+    |z_k - r_k| is affine in z). For t_l in (0, 1], (x + eps)^2 lies between (1 - t) x^2 - (1 / t - 1) eps^2 and
+    (1 + t) x^2 + (1 + 1 / t) eps^2. Both ends are exact at the reference but for the eps terms, and eps is itself
+    second order: eps_l = -XH_l r0 - sum_m P_lm v_m, so |eps_l| <= E_l(z) := res_l + sum_m |P_lm| C w_m
+    max(|klo_m|, |khi_m|) Dhi_m(z), affine in z, and eps_l^2 <= ebar_l E_l(z). Each of ``iterations`` rounds (needs
+    ``pair`` = |P|, shape (n, n)) recomputes the bounds with the last round's E; every round's bounds are valid, and
+    per row the narrower at the reference is kept. t_l minimises the width at the reference; a row whose upper
+    bound exceeds its certified max(-lo, hi)^2 there takes that constant.
 
-    so d_l^2 <= (1 + t_l) S_l(z) + (1 + 1 / t_l) ebar_l^2 =: D_l(z) for any t_l > 0, affine in z. The nonlinear
-    part is itself second order: eps_l = -XH_l r0 - sum_m P_lm v_m, so |eps_l| <= E_l(z) := res_l + sum_m |P_lm|
-    C w_m max(-a'_m, b'_m) D_m(z) (a'_m, b'_m below), affine in z, and eps_l^2 <= ebar_l E_l(z): each of
-    ``iterations`` rounds (needs ``pair`` = |P|, shape (n, n)) replaces D_l by (1 + t_l) S_l(z) + (1 + 1 / t_l)
-    ebar_l E_l(z) where that is smaller at the reference; every round's D is a valid bound, so is the last. Per
-    row the form of S and t_l are chosen to be smallest at ``reference`` (a flip indicator over the free
-    candidates, e.g. the incumbent's; default the worst case), and a row whose D_l exceeds its certified
-    max(-lo, hi)^2 there takes that constant instead. Then v_l = C w_l phi_l lies in [C w_l a'_l D_l(z), C w_l b'_l D_l(z)] (a'_l = min(a_l, 0),
-    b'_l = max(b_l, 0)), and
-    evaluation row j's nonlinear part -sum_l P_jl v_l in c_j(z) +- h_j(z), both affine in z. Where the whole
-    push is small (near-optimal flip sets) this is far narrower than the uniform interval, whose width is the worst
+    Then v_l = C w_l phi_l lies in [Vlo_l(z), Vhi_l(z)], and evaluation row j's nonlinear part -sum_l P_jl v_l in
+    [-P+ Vhi - P- Vlo, -P+ Vlo - P- Vhi] (P+- the positive and negative parts of P_j), affine in z. Around the
+    reference the width is about sum_l |P_jl| C w_l (khi_l - klo_l) a_l^2, far below the uniform interval's worst
     case over every allowed set.
 
     Returns:
@@ -724,69 +730,76 @@ def _quadratic_interval(f, cw, lo, hi, res, e, Lmat, EH, X, k, rows, base, slope
     n, c = Lmat.shape
     kk = min(k, c)
     ebar = res + e + 1e-12
+    ref = np.zeros(c) if reference is None else np.asarray(reference, dtype=np.float64)
     up = np.partition(np.maximum(Lmat, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
     down = np.partition(np.maximum(-Lmat, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
-    R = np.maximum(up, down)
-    L2 = Lmat ** 2
+    a = Lmat @ ref
+    Rp = np.maximum(up, down) + np.abs(a)
     absL = np.abs(Lmat)
-
-    def topk(M):
-        return np.partition(M, -kk, axis=1)[:, -kk:].sum(axis=1)
-
-    def at_ref(M, v0):  # an affine form's value at the reference (the worst case without one), shape (n,)
-        return v0 + (topk(M) if reference is None else M @ np.asarray(reference, dtype=np.float64))
-
-    cs, rl = kk * L2, R[:, None] * absL
-    use_cs = at_ref(cs, 0.0) < at_ref(rl, 0.0)
-    S = np.where(use_cs[:, None], cs, rl)  # (L_l z)^2 <= S_l z
-    s_ref = np.maximum(at_ref(S, 0.0), 1e-300)
-    amin, bmax = curvature_range(f + lo, f + hi)
-    a, b = cw * 0.5 * np.minimum(amin, 0.0), cw * 0.5 * np.maximum(bmax, 0.0)
-    size = np.maximum(-a, b)  # |v_l| <= size_l D_l(z)
+    flip = 1.0 - 2.0 * ref  # |z_k - r_k| = r_k + flip_k z_k
+    # x = a + u = L z: x^2 <= X2c z + X2_0 and x^2 >= T_c z + T_0 (the tangent), all shape (n, c) / (n,).
+    X2c = 2.0 * a[:, None] * Lmat + Rp[:, None] * absL * flip[None, :]
+    X2_0 = -a ** 2 + Rp * (absL @ ref)
+    Tc, T0 = 2.0 * a[:, None] * Lmat, -a ** 2
     cap = np.maximum(-lo, hi) ** 2
+    klo, khi = curvature_range(f + lo, f + hi)
+    klo, khi = 0.5 * klo, 0.5 * khi
+    size = cw * np.maximum(np.abs(klo), np.abs(khi))  # |v_l| <= size_l d_l^2
+    rnd = 1.0 + 1e-12
 
-    def shape(Dc, D0):  # rows whose form exceeds the certified range at the reference take the constant
-        boxed = at_ref(Dc, D0) > cap
-        return np.where(boxed[:, None], 0.0, Dc), np.where(boxed, cap, D0)
+    def bounds(Ec, E0):
+        """(Dlo_c, Dlo_0, Dhi_c, Dhi_0) from eps^2 <= ebar (E0 + Ec z)."""
+        e_ref = np.maximum(E0 + Ec @ ref, 0.0) * ebar
+        t = np.clip(np.sqrt(e_ref) / np.maximum(np.abs(a), 1e-300), 1e-3, 1.0)
+        hi_c = (1.0 + t)[:, None] * X2c * rnd + ((1.0 + 1.0 / t) * ebar * rnd)[:, None] * Ec
+        hi_0 = (1.0 + t) * X2_0 + np.abs(X2_0) * 1e-12 + (1.0 + 1.0 / t) * ebar * E0 * rnd
+        lo_c = (1.0 - t)[:, None] * Tc - ((1.0 / t - 1.0) * ebar * rnd)[:, None] * Ec
+        lo_0 = (1.0 - t) * T0 - np.abs(T0) * 1e-12 - (1.0 / t - 1.0) * ebar * E0 * rnd
+        # The tangent and the upper form are products of computed numbers: a relative margin on their terms.
+        hi_0 = hi_0 + 1e-12 * (np.abs(hi_c).sum(axis=1) + np.abs(hi_0))
+        lo_0 = lo_0 - 1e-12 * (np.abs(lo_c).sum(axis=1) + np.abs(lo_0))
+        boxed = hi_0 + hi_c @ ref > cap
+        hi_c[boxed] = 0.0
+        hi_0 = np.where(boxed, cap, hi_0)
+        return lo_c, lo_0, hi_c, hi_0
 
-    # eps^2 <= ebar^2 first, then eps^2 <= ebar E(z).
-    t = np.clip(ebar / np.sqrt(s_ref), 1e-3, T_MAX)
-    Dc, D0 = shape((1.0 + t)[:, None] * S * (1.0 + 1e-12), (1.0 + 1.0 / t) * ebar ** 2 * (1.0 + 1e-12))
+    Dlo_c, Dlo_0, Dhi_c, Dhi_0 = bounds(np.zeros((n, c)), ebar)
     for _ in range(iterations if pair is not None else 0):
-        Ec = pair @ (size[:, None] * Dc)
-        E0 = res + pair @ (size * D0)
-        # Rounding of the products: a relative 1e-12 of their magnitudes.
-        E0 = E0 + 1e-12 * (pair @ (size * (D0 + topk(Dc)))) + 1e-15
-        Ec = Ec * (1.0 + 1e-10)
-        e_ref = np.maximum(at_ref(Ec, E0), 1e-300)
-        t = np.clip(np.sqrt(ebar * e_ref / s_ref), 1e-3, T_MAX)
-        Dc_new, D0_new = shape((1.0 + t)[:, None] * S * (1.0 + 1e-12),
-                               (1.0 + 1.0 / t) * ebar * E0 * (1.0 + 1e-12))
-        Dc_new = Dc_new + ((1.0 + 1.0 / t) * ebar * (1.0 + 1e-12))[:, None] * Ec
-        Dc_new, D0_new = shape(Dc_new, D0_new)
-        better = at_ref(Dc_new, D0_new) < at_ref(Dc, D0)
-        Dc, D0 = np.where(better[:, None], Dc_new, Dc), np.where(better, D0_new, D0)
-    mid, half = 0.5 * (a + b), 0.5 * (b - a)
+        pos = np.maximum(Dhi_c, 0.0)
+        reach = Dhi_0 + np.partition(pos, -kk, axis=1)[:, -kk:].sum(axis=1) if kk > 0 else Dhi_0
+        Ec = (pair @ (size[:, None] * Dhi_c)) * (1.0 + 1e-10)
+        E0 = res + pair @ (size * Dhi_0) + 1e-12 * (pair @ (size * np.abs(reach))) + 1e-15
+        new = bounds(Ec, E0)
+        width_old = (Dhi_0 + Dhi_c @ ref) - (Dlo_0 + Dlo_c @ ref)
+        width_new = (new[3] + new[2] @ ref) - (new[1] + new[0] @ ref)
+        better = width_new < width_old
+        Dlo_c = np.where(better[:, None], new[0], Dlo_c)
+        Dlo_0 = np.where(better, new[1], Dlo_0)
+        Dhi_c = np.where(better[:, None], new[2], Dhi_c)
+        Dhi_0 = np.where(better, new[3], Dhi_0)
+    # v_l = C w_l phi_l in [Vlo, Vhi]: the curvature's sign picks which squared-shift bound each end uses.
+    Vlo_c = cw[:, None] * klo[:, None] * np.where((klo >= 0)[:, None], Dlo_c, Dhi_c)
+    Vlo_0 = cw * klo * np.where(klo >= 0, Dlo_0, Dhi_0)
+    Vhi_c = cw[:, None] * khi[:, None] * np.where((khi >= 0)[:, None], Dhi_c, Dlo_c)
+    Vhi_0 = cw * khi * np.where(khi >= 0, Dhi_0, Dlo_0)
+    mag = np.abs(Vlo_0) + np.abs(Vhi_0) + np.abs(Vlo_c).sum(axis=1) + np.abs(Vhi_c).sum(axis=1)
     r = len(rows)
     lower0, upper0 = np.empty(r), np.empty(r)
     LOWER, UPPER = np.empty((r, c)), np.empty((r, c))
     step = max(1, chunk_entries // max(1, X.shape[0]))
-    Dmax = D0 + topk(Dc)
     for s0 in range(0, r, step):
         part = slice(s0, s0 + step)
         PJ = EH[rows[part]] @ X.T  # (rows, n): e_j^T H^{-1} x_l
-        AJ = np.abs(PJ)
-        cz = -(PJ @ (mid[:, None] * Dc))
-        hz = AJ @ (half[:, None] * Dc)
-        c0 = -(PJ @ (mid * D0))
-        h0 = AJ @ (half * D0)
-        # Rounding of the products: a relative 1e-12 of their magnitudes.
-        h0 = h0 + 1e-12 * (AJ @ ((np.abs(mid) + half) * Dmax)) + 1e-12 * np.abs(c0) + 1e-15
-        hz = hz * (1.0 + 1e-10)
-        lower0[part] = base[rows[part]] + c0 - h0
-        upper0[part] = base[rows[part]] + c0 + h0
-        LOWER[part] = slope[rows[part]] + cz - hz
-        UPPER[part] = slope[rows[part]] + cz + hz
+        Pp, Pm = np.maximum(PJ, 0.0), np.minimum(PJ, 0.0)
+        # Rounding of the products: a relative 1e-12 of their magnitudes (constant), 1e-10 on the slopes.
+        slack = 1e-12 * (np.abs(PJ) @ mag) + 1e-15
+        lc = -(Pp @ Vhi_c) - (Pm @ Vlo_c)
+        uc = -(Pp @ Vlo_c) - (Pm @ Vhi_c)
+        spread = 1e-10 * (np.abs(lc) + np.abs(uc))
+        lower0[part] = base[rows[part]] - (Pp @ Vhi_0) - (Pm @ Vlo_0) - slack
+        upper0[part] = base[rows[part]] - (Pp @ Vlo_0) - (Pm @ Vhi_0) + slack
+        LOWER[part] = slope[rows[part]] + lc - spread
+        UPPER[part] = slope[rows[part]] + uc + spread
     return lower0, LOWER, upper0, UPPER
 
 
