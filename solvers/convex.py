@@ -69,6 +69,10 @@ from .milp import (AffineScores, FairnessGaps, LowRankModel, SolveReport, exact_
 Formulation = Literal["auto", "score-gap-lp", "score-gap-milp", "exact-milp"]
 FORMULATIONS = ("auto", "score-gap-lp", "score-gap-milp", "exact-milp")
 
+TRIVIAL_BOUND = 1e-12
+"""A MILP dual bound at or below this is 0 up to rounding (e.g. 2.9e-16 on ridge COMPAS at M = 100) and is
+reported as the trivial bound."""
+
 AUTO_EXACT_ROWS = 300
 """``auto`` poses the exact MILP when the objective is measured on at most this many rows, else the score-gap
 MILP. The exact MILP's difficulty grows with the rows whose sign M flips can change and, above all, with M: on
@@ -278,12 +282,13 @@ class ConvexOracle(FlipMethod):
 def certify(result: FlipResult, bound: float, mip_gap: float | None = None) -> None:
     """Attach a MILP's dual ``bound`` to ``result`` (whose ``objective`` is a retrained flip set's true value).
 
-    The true objective is >= 0, so a bound <= 0 is reported as the trivial bound 0 (``bound_source="trivial"``);
+    The true objective is >= 0, so a bound <= :data:`TRIVIAL_BOUND` (0 up to the solver's rounding) is reported as
+    the trivial bound 0 (``bound_source="trivial"``);
     otherwise the source is ``milp-dual``. A bound above ``result.objective`` is withdrawn and flagged
     (:meth:`FlipResult.check_bound`). ``status`` becomes ``optimal`` when objective and bound meet (see
     :func:`solvers.certificate.meets`); ``mip_gap`` is the solver's own relative gap.
     """
-    trivial = not (bound > 0)
+    trivial = not (bound > TRIVIAL_BOUND)
     result.lower_bound = 0.0 if trivial else float(bound)
     result.bound_source = "trivial" if trivial else "milp-dual"
     result.mip_gap = None if mip_gap is None else float(mip_gap)
