@@ -125,6 +125,10 @@ T_MAX = 1.0
 """The second-order interval splits d^2 <= (1 + t) S + (1 + 1 / t) eps^2 with t at most this: a larger t fits the
 reference set a little better but multiplies the interval's growth away from it by up to 1 + t."""
 
+ENUMERATE_PROBE_MAX = 100_000
+"""A branch-and-bound node with more flip sets than ``enumerate_max`` but at most this many is enumerated when a timed
+probe of 64 of its sets says all of them fit in the time left (Adult at M = 1: 3,005 sets)."""
+
 MAX_PAIRWISE_ROWS = 6000
 """The per-row (n x n) remainder bound is used up to this many training rows; above, only the norm bound."""
 
@@ -1002,7 +1006,9 @@ def certify_logistic(
         polish: flip sets the exact local search from the root MILP's answer may retrain (0: none).
         max_nodes: the most nodes expanded.
         enumerate_max: a node with at most this many flip sets is closed by retraining all of them (batched);
-            when the root is that small the answer is the enumeration's proven optimum.
+            when the root is that small the answer is the enumeration's proven optimum. A node with up to
+            :data:`ENUMERATE_PROBE_MAX` sets is enumerated too when a timed probe says it fits in the time left;
+            0 turns enumeration off.
         tolerance: the MILP's band around the threshold (see :func:`solvers.milp.exact_threshold_problem`).
         seed: HiGHS's random seed.
         progress: optional callback receiving a dict per node (``stage``, ``done`` nodes, ``best``, ``bound``
@@ -1088,12 +1094,27 @@ def certify_logistic(
             # centre's value with any score inside the band taken either way.
             floor = min(floor, _closed_value(problem, gaps, [node.center], None, tolerance))
             continue
-        if count_flip_sets(len(free), left) <= enumerate_max:
+        count = count_flip_sets(len(free), left)
+        probe = None
+        if 0 < enumerate_max < count <= ENUMERATE_PROBE_MAX:
+            # Larger nodes are enumerated when a timed probe says every set (retrained twice: once for its value,
+            # once for the band-robust check) fits in the time left.
+            first = [np.sort(np.r_[node.center, np.array(A, dtype=np.int64)]).astype(np.int64)
+                     for A in itertools.islice(itertools.chain.from_iterable(
+                         itertools.combinations(free, j) for j in range(1, left + 1)), 64)]
+            t0 = time.perf_counter()
+            probe = problem.objective_of(first, around=node.center)
+            estimate = 2.0 * (time.perf_counter() - t0) * count / len(first)
+            if estimate > time_limit - (time.perf_counter() - start):
+                probe = None
+        if count <= enumerate_max or probe is not None:
             # Small enough to retrain every set of the node: its exact minimum closes it.
             sets = [np.sort(np.r_[node.center, np.array(A, dtype=np.int64)]).astype(np.int64)
                     for j in range(1, left + 1) for A in itertools.combinations(free, j)]
-            values = np.concatenate([problem.objective_of(sets[i:i + 512], around=node.center)
-                                     for i in range(0, len(sets), 512)])
+            done = 0 if probe is None else len(probe)
+            values = np.concatenate(([] if probe is None else [probe])
+                                    + [problem.objective_of(sets[i:i + 512], around=node.center)
+                                       for i in range(done, len(sets), 512)])
             enumerated += len(sets)
             i = int(np.argmin(values))
             if values[i] < best:

@@ -135,6 +135,30 @@ def test_logistic_branch_and_bound_never_bounds_above_the_optimum():
     assert proven >= 5, proven
 
 
+def test_a_node_over_enumerate_max_is_enumerated_when_the_probe_says_it_fits():
+    from test_soundness import Reference, random_instance
+
+    from fairflip.solvers.exact import count_flip_sets
+    from fairflip.solvers.logistic_cert import certify_logistic
+
+    checked = 0
+    for seed in range(3, 40, 4):
+        problem, budget, opts = random_instance(seed)
+        count = count_flip_sets(len(problem.candidates), budget)
+        if count < 4:
+            continue
+        ref = Reference(problem, budget, "logistic", opts["C"])
+        r = certify_logistic(problem, budget, time_limit=60.0, enumerate_max=2)  # below the root's count
+        if r.objective == 0:  # 0 reached (by no flips, or by a set the enumeration found): optimal either way
+            assert r.bound_source in ("trivial", "enumeration") and r.status == "optimal"
+            continue
+        assert r.bound_source == "enumeration" and r.status == "optimal", (seed, r.bound_source)
+        assert r.info["enumerated_sets"] == count - 1  # every non-empty set (the empty one is the start)
+        assert abs(r.objective - ref.optimum) <= 1e-9 or ref.ambiguous[tuple(int(i) for i in r.flipped)]
+        checked += 1
+    assert checked >= 5, checked
+
+
 def test_a_bound_above_the_objective_by_rounding_only_is_clamped_not_flagged():
     r = _result(0.25)
     adopt_best_bound(r, [("a", _result(0.25, 0.25 + 1e-14, "milp-dual"))])
