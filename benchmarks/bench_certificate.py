@@ -239,7 +239,8 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
             r = certify_logistic(problem, M, incumbent=flipped, time_limit=time_limit,
                                  node_time_limit=20.0 if node_time_limit is None else node_time_limit)
         else:
-            r = get_method("oracle-convex", formulation="exact-milp", time_limit=time_limit).select(problem, M)
+            r = get_method("oracle-convex", formulation="exact-milp", time_limit=time_limit,
+                           incumbent={M: flipped}).select(problem, M)
         best = min(value, r.objective)
         rows.append({"kind": "bound", "dataset": dataset, "firm": firm, "n": problem.n,
                      "candidates": int(len(problem.candidates)), "budget": M, "incumbent": best,

@@ -436,6 +436,8 @@ class _Run:
             if self.control.time_limit is not None:
                 params["time_limit"] = max(1e-3, min(float(params.get("time_limit", 60.0)), self.control.remaining()))
             t = time.perf_counter()
+            if loss == "squared" and "incumbent" not in oracle.convex_params:
+                params["incumbent"] = {M: self.best(b)[0]}  # the exact MILP's cutoff: the best set so far
             try:
                 r = get_method("oracle-convex", **params).select(problem, M)
             except Exception as exc:  # the portfolio must work without this component, whatever it raises

@@ -125,6 +125,24 @@ def test_factored_and_dense_exact_milp_agree_with_brute_force(seed):
     assert results[0].info["factored"] and results[0].info["candidate_classes"] < len(cands)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_incumbent_cutoff_keeps_the_proven_optimum(seed):
+    """With a known set as the cutoff (the optimum itself, or a poor one), the ridge exact MILP still proves the
+    brute force's optimum; the cutoff set's value caps the bound."""
+    problem = tiny_problem(seed, objective=OBJECTIVES[seed % 4])
+    optimum = brute_force(problem, 2)
+    best = get_method("brute-force").select(problem, 2).flipped
+    poor = problem.candidates[:1]
+    for inc in (best, poor, {2: best}):
+        r = ConvexOracle(formulation="exact-milp", incumbent=inc).select(problem, 2)
+        assert r.status == "optimal" and r.objective == pytest.approx(optimum, abs=1e-12)
+        assert r.lower_bound == pytest.approx(optimum, abs=1e-9) and r.info["cutoff"] >= optimum - 1e-12
+    with pytest.raises(FairflipError, match="not candidates"):
+        ConvexOracle(formulation="exact-milp", incumbent=np.array([-5])).select(problem, 2)
+    with pytest.raises(FairflipError, match="incumbent must be"):
+        ConvexOracle(formulation="exact-milp", incumbent=np.zeros((2, 2), dtype=np.int64))
+
+
 def test_exact_milp_on_validation_rows_equals_brute_force():
     for seed in (20, 21, 22):
         problem = tiny_problem(seed, objective="eqod", validation=True)
