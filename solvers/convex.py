@@ -103,7 +103,7 @@ class ConvexOracle(FlipMethod):
             (:func:`solvers.milp.factored_threshold_problem`): the scores through g = J z (J the p x c label
             Jacobian, so a row's constraint pair has p + 1 non-zeros), one integer per class of identical
             candidates and one prediction per class of identical evaluation rows. The same relaxation, solved far
-            faster (full COMPAS at M = 10: proven optimal, where the dense form stops about 0.01 short in 60 s);
+            faster (the largest COMPAS subsample proven optimal within 60 s at M = 10: 3,200 rows against 200);
             False poses the dense form of :func:`solvers.milp.exact_threshold_problem`.
         incumbent: known flip sets for the ridge exact MILP's cutoff: one array of candidate rows (used for every
             budget it fits) or a dict {budget: array}. The set is retrained; with v its true objective the MILP
