@@ -101,17 +101,20 @@ def all_instances() -> list[tuple[str, FlipProblem, int, float]]:
 
 
 def check_intervals_brute(name, problem, budget, C, ref) -> int:
-    """Every retrained score inside both intervals of every flip set, at the root and around one flipped row."""
+    """Every retrained score inside the uniform, first-order and second-order intervals of every flip set, at the
+    root (the second-order one also around a reference set) and around one flipped row."""
     from fairflip.solvers.logistic_cert import logistic_intervals
 
     cands = problem.candidates
     Xe = problem.X if problem.validation is None else problem.validation[0]
     E = np.c_[Xe, np.ones(len(Xe))]
     checked = 0
-    for center in (cands[:0], cands[:1]):
+    for center, around in ((cands[:0], False), (cands[:1], False), (cands[:0], True)):
         free = np.setdiff1d(cands, center)
         left = budget - len(center)
-        iv = logistic_intervals(problem, center, free, left)
+        # The second-order interval without a reference, and around the first free candidates.
+        reference = (np.arange(len(free)) < left).astype(float) if around else None
+        iv = logistic_intervals(problem, center, free, left, reference=reference)
         if not iv.certified:
             continue
         for k in range(left + 1):
@@ -126,6 +129,10 @@ def check_intervals_brute(name, problem, budget, C, ref) -> int:
                 if iv.radius_affine is not None:
                     r0, R = iv.radius_affine
                     assert np.all(err <= r0 + R @ z + TOL), (name, center, A, "affine")
+                if iv.quadratic is not None:
+                    q_rows, lo0, LO, hi0, HI = iv.quadratic
+                    assert np.all(f[q_rows] - problem.firm.score_threshold >= lo0 + LO @ z - TOL), (name, A, "2nd")
+                    assert np.all(f[q_rows] - problem.firm.score_threshold <= hi0 + HI @ z + TOL), (name, A, "2nd")
                 checked += 1
     return checked
 
