@@ -237,8 +237,9 @@ class ConvexOracle(FlipMethod):
 
     def _solve_ridge(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:
         none = np.zeros(0, dtype=np.int64)
-        cut_set, cut = self._cutoff(problem, budget) if formulation == "exact-milp" and self.factored else (None, None)
+        cut_set, cut = None, None
         if formulation == "exact-milp" and self.factored:
+            cut_set, cut = self._cutoff(problem, budget)
             milp = factored_threshold_problem(linear.factored(none), gaps, budget, error_weight=problem.error_weight,
                                               tolerance=self.tolerance)
             prob = milp.problem
@@ -281,10 +282,9 @@ class ConvexOracle(FlipMethod):
             inc = inc.get(budget)
         if inc is None:
             return None, None
-        inc = np.sort(np.asarray(inc, dtype=np.int64))
         if len(inc) > budget:
             return None, None
-        inc = problem.check_flips(inc, budget)
+        inc = problem.check_flips(inc, budget)  # sorted, candidates only
         return inc, float(problem.objective_of([inc])[0])
 
     def _trust_region(self, problem, budget, linear, gaps, formulation, no_flip_value, info) -> FlipResult:

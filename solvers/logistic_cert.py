@@ -199,8 +199,6 @@ class ScoreIntervals:
             (see :func:`logistic_intervals`), or None.
         coupling: the coupled remainder model (:class:`CoupledRemainder`), or None.
         lowrank: the linear model and the uniform interval in factored form (:class:`LowRankModel`), or None.
-        lowrank_keys: shape (m, p) the evaluation rows' features with the intercept (rows that are equal here and
-            in ``lowrank.EH`` score alike under every model), or None.
         quadratic: the second-order flip-dependent interval (:func:`_quadratic_interval`): (rows (r,), lower0
             (r,), LOWER (r, c'), upper0 (r,), UPPER (r, c')), the score of evaluation row rows[i] lying in
             [lower0_i + LOWER_i z, upper0_i + UPPER_i z]; or None.
@@ -216,7 +214,6 @@ class ScoreIntervals:
     radius_affine: tuple[np.ndarray, np.ndarray] | None = None
     coupling: "CoupledRemainder | None" = None
     lowrank: "LowRankModel | None" = None
-    lowrank_keys: np.ndarray | None = None
     quadratic: tuple | None = None
     certified: bool = True
     driver: int | None = None
@@ -434,7 +431,7 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
             true_lo=lower - radius, true_hi=upper + radius)
     return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=radius, rho=rho,
                           radius_affine=radius_affine, driver=driver, coupling=coupling, lowrank=lowrank,
-                          lowrank_keys=E, quadratic=quad,
+                          quadratic=quad,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
                                 "median_radius": float(np.median(radius)), "max_radius": float(radius.max()),
                                 "affine_rows": affine_rows})
@@ -634,13 +631,9 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
         ``decode(n_value)`` giving the free-candidate indicator z (shape (c',), 0/1; the first members of each
         class), and the constant to add to the solver's objective.
     """
-    import cvxpy as cp
-
     lr = intervals.lowrank
     if lr is None:
         raise FairflipError("certificate_milp needs intervals with a factored model (lowrank)")
-    k = intervals.budget
-    m = len(lr.base)
     # Flip-dependent intervals as (rows, lower0, LOWER, upper0, UPPER): score in [lower0 + LOWER z, upper0 + UPPER z].
     pairs = []
     if affine and intervals.radius_affine is not None:
@@ -652,51 +645,13 @@ def certificate_milp(intervals: ScoreIntervals, gaps, *, error_weight: float = 0
     if quadratic and intervals.quadratic is not None:
         pairs.append(intervals.quadratic)
     pairs += list(extra_intervals or [])
-    fixed_one = fixed_zero = None
-    reach = []
-    if pairs:
-        # The band as the core computes it (rows fixed here must lie outside it).
-        lin_lo, lin_hi = lr.reach(k)
-        delta = tolerance + 1e-9 * (np.abs(lr.base) + np.maximum(np.abs(lin_lo), np.abs(lin_hi))) \
-            + 1e-9 * (np.abs(lr.lo) + np.abs(lr.hi))
-        fixed_one, fixed_zero = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
-        for rows_i, lo0, LO, hi0, HI in pairs:
-            low_r = AffineScores(lo0, LO, np.zeros(LO.shape[1])).score_bounds(k)  # reach of the lower end
-            up_r = AffineScores(hi0, HI, np.zeros(HI.shape[1])).score_bounds(k)  # reach of the upper end
-            fixed_one[rows_i] |= low_r[0] > delta[rows_i]
-            fixed_zero[rows_i] |= up_r[1] < -delta[rows_i]
-            reach.append((low_r, up_r))
 
-    def more(milp):
-        cons = []
-        rgroups, cgroups, p, n, d = milp.rgroups, milp.cgroups, milp.p, milp.counts, milp.band
-        for (rows_i, lo0, LO, hi0, HI), (low_r, up_r) in zip(pairs, reach):
-            # Per open row class with an interval here: the loosest member's ends, per candidate class the least
-            # (lower end) or largest (upper end) coefficient, big-Ms over the ends' reach.
-            where = np.full(m, -1, dtype=np.int64)
-            where[rows_i] = np.arange(len(rows_i))
-            sub = [i for i, gr in enumerate(rgroups) if np.all(where[gr] >= 0)]
-            if not sub:
-                continue
-            mem = [where[rgroups[i]] for i in sub]
-            lo_c = np.stack([LO[ix].min(axis=0) for ix in mem])
-            hi_c = np.stack([HI[ix].max(axis=0) for ix in mem])
-            lo_c = np.stack([lo_c[:, gr].min(axis=1) for gr in cgroups], axis=1)
-            hi_c = np.stack([hi_c[:, gr].max(axis=1) for gr in cgroups], axis=1)
-            lo_0 = np.array([lo0[ix].min() for ix in mem])
-            hi_0 = np.array([hi0[ix].max() for ix in mem])
-            sub = np.array(sub, dtype=np.int64)
-            bu = np.maximum(np.array([low_r[1][ix].max() for ix in mem]), 0.0) + d[sub]
-            bd = np.maximum(-np.array([up_r[0][ix].min() for ix in mem]), 0.0) + d[sub]
-            cons += [lo_0 + lo_c @ n <= d[sub] + cp.multiply(bu, p[sub]),
-                     hi_0 + hi_c @ n >= -d[sub] - cp.multiply(bd, 1 - p[sub])]
-        if coupled and intervals.coupling is not None:
-            cons += intervals.coupling.constraints(n, p, rgroups, d, g=milp.g)
-        return cons
+    def coupling(milp):
+        return intervals.coupling.constraints(milp.counts, milp.p, milp.rgroups, milp.band, g=milp.g)
 
-    milp = factored_threshold_problem(lr, gaps, k, error_weight=error_weight, tolerance=tolerance, classes=classes,
-                                      shared=shared and lr.dirs is not None, fixed_one=fixed_one,
-                                      fixed_zero=fixed_zero, extra=more)
+    milp = factored_threshold_problem(lr, gaps, intervals.budget, error_weight=error_weight, tolerance=tolerance,
+                                      classes=classes, shared=shared and lr.dirs is not None, intervals=pairs,
+                                      extra=coupling if coupled and intervals.coupling is not None else None)
     return milp.problem, milp.counts, milp.decode, milp.constant
 
 

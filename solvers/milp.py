@@ -254,7 +254,8 @@ def score_gap_problem(
     return cp.Problem(cp.Minimize(objective), cons), z, 0.0
 
 
-def threshold_band(model: AffineScores, lower: np.ndarray, upper: np.ndarray, tolerance: float) -> np.ndarray:
+def threshold_band(model: "AffineScores | LowRankModel", lower: np.ndarray, upper: np.ndarray,
+                   tolerance: float) -> np.ndarray:
     """Half-width delta_i of the band around the threshold inside which both predictions are allowed, shape (m,).
 
     ``tolerance`` (absolute) plus 1e-9 times the row's score magnitude, which covers the rounding of the affine
@@ -454,7 +455,7 @@ class FactoredMILP:
 
 def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: int, *, error_weight: float = 0.0,
                                tolerance: float = 1e-7, classes: bool = True, shared: bool = False,
-                               fixed_one=None, fixed_zero=None, extra=None) -> FactoredMILP:
+                               intervals=(), extra=None) -> FactoredMILP:
     """The exact-threshold MILP of :func:`exact_threshold_problem` with the scores in factored form.
 
     The same relaxation (one binary prediction per evaluation row left open, a band delta_j around the threshold
@@ -467,7 +468,12 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
       model, so they share one prediction whose gap weight is the sum of theirs, with the loosest of their ranges
       and bands. This removes symmetric copies the solver otherwise branches over;
     - ``shared`` (needs ``model.dirs``): the rest of every score is E_j delta for one shared delta in the polytope
-      dir_lo <= dirs delta <= dir_hi, instead of each row's own [lo_j, hi_j].
+      dir_lo <= dirs delta <= dir_hi, instead of each row's own [lo_j, hi_j];
+    - ``intervals``: further certified intervals whose ends are affine in z, each (rows (r,), lower0 (r,), LOWER
+      (r, c), upper0 (r,), UPPER (r, c)): the score of row rows[i] lies in [lower0_i + LOWER_i z, upper0_i +
+      UPPER_i z]. They fix the rows they place outside the band, and on every open row class whose members all
+      have one they add a pair (the loosest member's ends; per candidate class the least coefficient of the lower
+      end and the largest of the upper end; big-Ms over each end's reach).
 
     Every constraint holds at each flip set's true point (its class counts, g = Q^T z and true predictions), so the
     optimum and any dual bound are at most the true optimum.
@@ -478,8 +484,7 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
         budget: the most flips.
         error_weight: weight of the error rate mean(p_j != y_j).
         tolerance: the band's absolute half-width (> 0).
-        classes, shared: as above.
-        fixed_one, fixed_zero: optional shape (m,) bool: rows a caller's own certified bounds already fix.
+        classes, shared, intervals: as above.
         extra: optional callable ``extra(milp) -> list`` of further CVXPY constraints, called with the
             :class:`FactoredMILP` before the problem is built (``problem`` None then); they must hold at every
             flip set's true point.
@@ -495,15 +500,17 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
     m = len(model.base)
     lin_lo, lin_hi = model.reach(k)
     lower, upper = lin_lo + model.lo, lin_hi + model.hi  # every allowed score lies in [lower, upper]
-    scale = np.abs(model.base) + np.maximum(np.abs(lin_lo), np.abs(lin_hi))
-    delta = float(tolerance) + 1e-9 * scale + 1e-9 * (np.abs(model.lo) + np.abs(model.hi))
+    delta = threshold_band(model, lin_lo, lin_hi, tolerance) + 1e-9 * (np.abs(model.lo) + np.abs(model.hi))
+    fixed_one, fixed_zero = lower > delta, upper < -delta
+    reaches = []  # per further interval: the reach of its lower end and of its upper end
+    for rows_i, lo0, LO, hi0, HI in intervals:
+        low_r = AffineScores(lo0, LO, np.zeros(LO.shape[1])).score_bounds(k)
+        up_r = AffineScores(hi0, HI, np.zeros(HI.shape[1])).score_bounds(k)
+        fixed_one[rows_i] |= low_r[0] > delta[rows_i]
+        fixed_zero[rows_i] |= up_r[1] < -delta[rows_i]
+        reaches.append((low_r, up_r))
     rows = np.arange(m) if error_weight > 0 else gaps.rows
-    one = lower[rows] > delta[rows]
-    zero = upper[rows] < -delta[rows]
-    if fixed_one is not None:
-        one |= np.asarray(fixed_one, dtype=bool)[rows]
-    if fixed_zero is not None:
-        zero |= np.asarray(fixed_zero, dtype=bool)[rows]
+    one, zero = fixed_one[rows], fixed_zero[rows]
     free = rows[~one & ~zero]
     cgroups = row_classes(model.Q) if classes else [np.array([i]) for i in range(model.Q.shape[0])]
     size = np.array([len(gr) for gr in cgroups], dtype=np.float64)
@@ -536,8 +543,6 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
         d = high(delta)
         out.g, out.band = g, d
         EHg = model.EH[first] @ g
-        big_up = np.maximum(high(lin_hi + model.lo), 0.0) + d
-        big_down = np.maximum(-low(lin_lo + model.hi), 0.0) + d
         if shared:
             # The rest is E_j delta for one delta in the polytope; each row's own range is one of its faces
             # (dirs holds every distinct row), so the per-row pair below would be implied.
@@ -552,8 +557,28 @@ def factored_threshold_problem(model: LowRankModel, gaps: FairnessGaps, budget: 
                      EHg + Ed + low(model.base - slack) <= d + cp.multiply(big_up_s, p),
                      EHg + Ed + high(model.base + slack) >= -d - cp.multiply(big_down_s, 1 - p)]
         else:
+            big_up = np.maximum(high(lin_hi + model.lo), 0.0) + d
+            big_down = np.maximum(-low(lin_lo + model.hi), 0.0) + d
             cons += [EHg + low(model.base + model.lo) <= d + cp.multiply(big_up, p),
                      EHg + high(model.base + model.hi) >= -d - cp.multiply(big_down, 1 - p)]
+        where = np.full(m, -1, dtype=np.int64)
+        for (rows_i, lo0, LO, hi0, HI), (low_r, up_r) in zip(intervals, reaches):
+            where[:] = -1
+            where[rows_i] = np.arange(len(rows_i))
+            sub = np.array([i for i, gr in enumerate(rgroups) if np.all(where[gr] >= 0)], dtype=np.int64)
+            if not len(sub):
+                continue
+            mem = [where[rgroups[i]] for i in sub]
+            lo_c = np.stack([LO[ix].min(axis=0) for ix in mem])
+            hi_c = np.stack([HI[ix].max(axis=0) for ix in mem])
+            lo_c = np.stack([lo_c[:, gr].min(axis=1) for gr in cgroups], axis=1)
+            hi_c = np.stack([hi_c[:, gr].max(axis=1) for gr in cgroups], axis=1)
+            lo_0 = np.array([lo0[ix].min() for ix in mem])
+            hi_0 = np.array([hi0[ix].max() for ix in mem])
+            bu = np.maximum(np.array([low_r[1][ix].max() for ix in mem]), 0.0) + d[sub]
+            bd = np.maximum(-np.array([up_r[0][ix].min() for ix in mem]), 0.0) + d[sub]
+            cons += [lo_0 + lo_c @ n <= d[sub] + cp.multiply(bu, p[sub]),
+                     hi_0 + hi_c @ n >= -d[sub] - cp.multiply(bd, 1 - p[sub])]
         if extra is not None:
             cons += list(extra(out))
     yf = gaps.y.astype(np.float64)
