@@ -111,7 +111,8 @@ class ConvexOracle(FlipMethod):
             COMPAS at M = 25 a 150 s solve reached a bound of 0.1946 with it and 0.1921 without). The reported
             bound is the least of v and the dual bound (every set's MILP value is at most its true one, so a set
             cut off is worse than v), v itself when the constrained MILP is infeasible; the answer is the better
-            of the MILP's set and the incumbent.
+            of the MILP's set and the incumbent. Only the factored ridge exact MILP uses it; its rows are checked
+            (candidates, no repeats) for every formulation.
     """
 
     omniscient = True
@@ -184,6 +185,10 @@ class ConvexOracle(FlipMethod):
     def _select(self, problem: FlipProblem, budget: int) -> FlipResult:
         firm = problem.firm
         require_differentiable(firm, "oracle-convex")
+        # A bad incumbent is an error whichever formulation runs (only the ridge exact MILP uses it).
+        for inc in (self.incumbent.values() if isinstance(self.incumbent, dict) else [self.incumbent]):
+            if inc is not None:
+                problem.check_flips(inc)
         X_eval, y_eval, a_eval = problem.evaluation_set
         gaps = fairness_gaps(problem.objective, y_eval, a_eval)
         formulation = self.resolve_formulation(len(y_eval))

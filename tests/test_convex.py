@@ -137,8 +137,9 @@ def test_incumbent_cutoff_keeps_the_proven_optimum(seed):
         r = ConvexOracle(formulation="exact-milp", incumbent=inc).select(problem, 2)
         assert r.status == "optimal" and r.objective == pytest.approx(optimum, abs=1e-12)
         assert r.lower_bound == pytest.approx(optimum, abs=1e-9) and r.info["cutoff"] >= optimum - 1e-12
-    with pytest.raises(FairflipError, match="not candidates"):
-        ConvexOracle(formulation="exact-milp", incumbent=np.array([-5])).select(problem, 2)
+    for formulation in ("exact-milp", "score-gap-lp"):
+        with pytest.raises(FairflipError, match="not candidates"):
+            ConvexOracle(formulation=formulation, incumbent=np.array([-5])).select(problem, 2)
     with pytest.raises(FairflipError, match="incumbent must be"):
         ConvexOracle(formulation="exact-milp", incumbent=np.zeros((2, 2), dtype=np.int64))
 
