@@ -180,14 +180,96 @@ def _coupled_violations(problem, iv, thetas, F, Z) -> dict:
             "factored_ratio_max": float(ratio.max())}
 
 
+def model_orders(problem, budget: int, sets: list[np.ndarray]) -> dict:
+    """How far the first-order (influence) model and its second-order Taylor correction are from retraining.
+
+    Around the no-flip fit, with L_l = x_l^T H^{-1} Q^T z (the linear shift of training row l) and P_jl = e_j^T
+    H^{-1} x_l, the second-order score is the linear one minus sum_l P_jl C w_l sigma''(f_l) / 2 L_l^2 (the
+    Taylor term of every row's remainder at the linear shift). A diagnostic, not a bound.
+
+    Returns:
+        per retrained set (``sets``, each sorted candidate rows of size <= ``budget``), the largest error over the
+        evaluation rows of each model: ``first_order_max_median``, ``second_order_max_median`` (medians over the
+        sets) and their ratio.
+    """
+    from fairflip.solvers.logistic_cert import logistic_intervals
+
+    cands = problem.candidates
+    iv = logistic_intervals(problem, np.zeros(0, dtype=np.int64), cands, budget, quadratic=False)
+    lr = iv.lowrank
+    X = np.c_[np.asarray(problem.X, dtype=np.float64), np.ones(problem.n)]
+    theta0 = problem.fit_flip_sets([np.zeros(0, dtype=np.int64)])[0].astype(np.float64)
+    f = X @ theta0
+    sig = 0.5 * (1.0 + np.tanh(0.5 * f))
+    w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
+    curv = float(problem.firm.C) * w * sig * (1 - sig) * (1 - 2 * sig) / 2  # C w sigma'' / 2
+    XH = np.linalg.solve(_hessian(problem, f), X.T).T  # (n, p) rows H^{-1} x_l
+    thetas = problem.fit_flip_sets(sets).astype(np.float64)
+    Z = np.stack([np.isin(cands, s).astype(float) for s in sets], axis=1)  # (c, K)
+    G = lr.Q.T @ Z  # (p, K)
+    true = lr.E @ thetas.T - problem.firm.score_threshold
+    first = lr.base[:, None] + lr.EH @ G
+    second = first - lr.EH @ (X.T @ (curv[:, None] * (XH @ G) ** 2))
+    e1 = np.abs(true - first).max(axis=0)
+    e2 = np.abs(true - second).max(axis=0)
+    return {"sets": len(sets), "first_order_max_median": float(np.median(e1)),
+            "second_order_max_median": float(np.median(e2)), "ratio_median": float(np.median(e1 / e2))}
+
+
+def _hessian(problem, f):
+    X = np.c_[np.asarray(problem.X, dtype=np.float64), np.ones(problem.n)]
+    sig = 0.5 * (1.0 + np.tanh(0.5 * f))
+    w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
+    reg = np.ones(X.shape[1])
+    reg[-1] = 0.0
+    return (X.T * (float(problem.firm.C) * w * sig * (1 - sig))) @ X + np.diag(reg)
+
+
+def root_scaling(problem, budget: int, scales=(1.0, 0.3, 0.1, 0.0), time_limit: float = 60.0) -> list[dict]:
+    """The root MILP over the uniform interval with its half-width scaled by each of ``scales`` around its centre.
+
+    Only scale 1 is a certified relaxation. Scale 0 is the first-order (influence) model with the interval's
+    centre: its MILP's primal value is what any interval around that centre, however narrow, can at best certify
+    at the root. Each row: the scale, HiGHS's status, primal value and dual bound, and the retrained objective of
+    the primal set.
+    """
+    import copy
+
+    from fairflip.solvers.logistic_cert import certificate_milp, logistic_intervals
+    from fairflip.solvers.milp import fairness_gaps, solve
+
+    cands = problem.candidates
+    gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])
+    iv = logistic_intervals(problem, np.zeros(0, dtype=np.int64), cands, budget, quadratic=False)
+    lr = iv.lowrank
+    mid, half = 0.5 * (lr.lo + lr.hi), 0.5 * (lr.hi - lr.lo)
+    out = []
+    for scale in scales:
+        iv.lowrank = copy.copy(lr)
+        iv.lowrank.lo, iv.lowrank.hi = mid - scale * half, mid + scale * half
+        start = time.perf_counter()
+        prob, n, decode, const = certificate_milp(iv, gaps, error_weight=problem.error_weight, affine=False)
+        rep = solve(prob, n, const, solver="HIGHS", time_limit=time_limit, seed=0,
+                    options={"mip_allow_restart": False})
+        z = decode(rep.z) if rep.z is not None else None
+        true = None if z is None else float(problem.objective_of([cands[z > 0.5]])[0])
+        out.append({"scale": scale, "status": rep.status, "primal": rep.objective, "bound": rep.bound,
+                    "retrained": true, "seconds": time.perf_counter() - start})
+    iv.lowrank = lr
+    return out
+
+
 def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10), time_limit: float = 150.0,
-        check_sets: int = 300, incumbent: str = "both", node_time_limit: float | None = None) -> list[dict]:
+        check_sets: int = 300, incumbent: str = "both", node_time_limit: float | None = None,
+        diagnose: float = 0.0) -> list[dict]:
     """One row per budget (and, for the logistic firm, one validity check per budget).
 
     ``incumbent``: ``greedy`` (greedy with exact retraining polished by local search, per budget), ``oracle``
     (the ``oracle`` portfolio over every budget in one call: much cheaper at large M or n) or ``both`` (the
     better of the two per budget). ``node_time_limit``: HiGHS seconds per branch-and-bound node below the root
-    (default 20; the root's MILPs may use the whole ``time_limit``).
+    (default 20; the root's MILPs may use the whole ``time_limit``). ``diagnose`` > 0 (logistic): also, per
+    budget, :func:`model_orders` on the validity sets and :func:`root_scaling` with that many HiGHS seconds per
+    scale (rows of kind ``diagnosis``; not bounds).
     """
     import torch
 
@@ -222,6 +304,11 @@ def run(dataset: str = "compas", firm: str = "logistic", budgets=(1, 2, 3, 5, 10
             searched += [np.sort(order[:j]) for j in range(1, len(order) + 1)] + [polished.flipped]
         if firm == "logistic" and check_sets:
             rows.append({"kind": "validity", **check_intervals(problem, M, check_sets, found=searched)})
+            print(json.dumps(rows[-1]), flush=True)
+        if firm == "logistic" and diagnose > 0:
+            sets = [s for v in validity_sets(problem, M, 60, found=searched).values() for s in v]
+            rows.append({"kind": "diagnosis", "budget": M, "model_orders": model_orders(problem, M, sets),
+                         "root_scaling": root_scaling(problem, M, time_limit=diagnose)})
             print(json.dumps(rows[-1]), flush=True)
         flipped, value, incumbent_s, origin = min(candidates, key=lambda c: c[1])
         incumbent_s = sum(c[2] for c in candidates)
@@ -266,9 +353,12 @@ def main() -> None:
                              "the whole time limit)")
     parser.add_argument("--check-sets", type=int, default=300)
     parser.add_argument("--incumbent", default="both", choices=["greedy", "oracle", "both"])
+    parser.add_argument("--diagnose", type=float, default=0.0, metavar="SECONDS",
+                        help="logistic: also measure the first- and second-order models' errors and the root MILP "
+                             "with the interval scaled to 1, 0.3, 0.1, 0 (SECONDS of HiGHS each; not bounds)")
     args = parser.parse_args()
     run(args.dataset, args.firm, [int(b) for b in args.budgets.split(",")], args.time_limit, args.check_sets,
-        args.incumbent, args.node_time_limit)
+        args.incumbent, args.node_time_limit, args.diagnose)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ imports the parent's ``__main__`` (a user script without an ``if __name__ == "__
 Protocol (over the worker's stdin and its original stdout; HiGHS's own stdout goes to the null device): each
 message is an 8-byte little-endian length followed by a pickle. The parent sends ``(runner, request)``, where
 ``runner`` is ``"module:function"`` (normally :func:`run_highs`); the runner may call ``emit(kind, payload)``
-any number of times (``("incumbent", {"objective": float, "x": array})`` for improving MIP solutions) and its
-return value is sent as ``("done", result)``; an exception is sent as ``("error", message)`` and the worker keeps
+any number of times (``("incumbent", {"objective": float, "x": array})`` for improving MIP solutions,
+``("bound", float)`` each time HiGHS's MIP dual bound rises) and its return value is sent as ``("done", result)``; an exception is sent as ``("error", message)`` and the worker keeps
 serving. The worker exits when its stdin closes.
 """
 
@@ -69,7 +69,9 @@ def run_highs(request: dict[str, Any], emit: Callable[[str, Any], None]) -> dict
             (nnz,), ``integer`` (indices of the integer columns, possibly empty) and ``options`` (HiGHS option
             name -> value, set in order after ``log_to_console=False``).
         emit: called as ``emit("incumbent", {"objective": float, "x": array (n,)})`` on every improving MIP
-            solution, so that the parent keeps the incumbent if it has to stop the worker.
+            solution, and as ``emit("bound", float)`` whenever HiGHS's MIP dual bound (read at its interrupt
+            callbacks) rises, so that the parent keeps the incumbent and the last bound if it has to stop the
+            worker. HiGHS's dual bound only ever rises and is valid whenever it is read.
 
     Returns:
         plain values: ``model_status`` (the HiGHS status name, e.g. ``kOptimal``), ``run_time`` (s),
@@ -115,6 +117,15 @@ def run_highs(request: dict[str, Any], emit: Callable[[str, Any], None]) -> dict
                                    "x": np.array(out.mip_solution, dtype=np.float64)})
 
             solver.cbMipImprovingSolution.subscribe(improving)
+            best = [-np.inf]
+
+            def progress(event) -> None:
+                bound = float(event.data_out.mip_dual_bound)
+                if np.isfinite(bound) and bound > best[0]:
+                    best[0] = bound
+                    emit("bound", bound)
+
+            solver.cbMipInterrupt.subscribe(progress)
         solver.run()
         return solver
 

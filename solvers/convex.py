@@ -92,7 +92,7 @@ class ConvexOracle(FlipMethod):
         time_limit: seconds per solve (where the solver supports a limit); on the limit the incumbent and the best
             bound are used. With HiGHS it is also a hard wall-clock limit: a solve still running at
             :func:`solvers.milp.hard_deadline` (the limit plus max(2 s, 10 %)) is stopped, and the result keeps
-            the last incumbent HiGHS reported but no bound (``info["hard_stopped"]``).
+            the last incumbent and the last dual bound HiGHS reported on the way (``info["hard_stopped"]``).
         tolerance: half-width of the band around the threshold inside which ``exact-milp`` allows both
             predictions (absolute, plus a relative rounding term; see :func:`solvers.milp.threshold_band`).
         exact_rows: the ``auto`` threshold on evaluation rows.

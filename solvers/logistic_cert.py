@@ -25,6 +25,12 @@ x_i^T H^{-1} x_l, the nonlinear part x_i^T (Delta - Delta_lin) = -sum_l P_il v_l
     -P_i mid(v) +- |P_i| half(v)                      (the box, exactly; kept when n is small enough for n x n)
     +- lev_i * sqrt(sum_l u_l^2 / (C w_l l''_l))      (u_l = max |v_l|, lev_i = ||x_i||_{H^{-1}}, H >= X^T D X),
 
+or, for large n, the box over the heavy rows S (those with the largest share u_l^2 / (C w_l l''_l), as many as
+:data:`MAX_PAIRWISE_ENTRIES` allows) plus the norm bound over the others (it holds for any subset of the rows, as
+H >= X_R^T D_R X_R); the two bounds are intersected. The heavy rows are chosen at the linear reach, and once more at
+the last ranges reached when those do not settle. On Adult (34,189 rows) the norm bound alone settled at M = 1
+only; with 2,924 heavy rows it settles at M = 2 and 3 (median evaluation half-widths 0.012 and about 0.02),
+
 and the shifts themselves are d_i = x_i^T Delta_lin + that, with x_i^T Delta_lin in [lin_lo_i, lin_hi_i] for every
 |A| <= budget (the sums of the row's ``budget`` most negative and most positive x_i^T H^{-1} q_k, widened by the
 residual's share). So every certified shift range D = [lo, hi] satisfies D contains T(D) := lin + nonlinear(D),
@@ -130,7 +136,14 @@ ENUMERATE_PROBE_MAX = 100_000
 probe of 64 of its sets says all of them fit in the time left (Adult at M = 1: 3,005 sets)."""
 
 MAX_PAIRWISE_ROWS = 6000
-"""The per-row (n x n) remainder bound is used up to this many training rows; above, only the norm bound."""
+"""The per-row (n x n) remainder bound covers every training row up to this many rows; above, it covers the rows
+whose remainder can be largest (:data:`MAX_PAIRWISE_ENTRIES`) and the norm bound the others."""
+
+MAX_PAIRWISE_ENTRIES = 200_000_000
+"""Above :data:`MAX_PAIRWISE_ROWS` training rows, the per-row bound keeps as many columns h (the heavy rows: largest
+squared remainder over curvature, their share of the norm bound) as fit (n + m) x h float64 entries, 1.6 GB at
+most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult the ranges settled at M = 2 and 3
+with it, at M = 2 only with h = 1,755, and at none with the norm bound alone."""
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
@@ -289,32 +302,75 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         up = down = np.zeros(n)
     lin_lo = -(down + res + 1e-12)  # x_i^T Delta_lin lies in [lin_lo_i, lin_hi_i] for every allowed A
     lin_hi = up + res + 1e-12
-    P = XH @ X.T if n <= MAX_PAIRWISE_ROWS else None  # x_i^T H^{-1} x_l (signed)
-    pair = None if P is None else np.abs(P)
     weight = C * w * l2
     cw = C * w
+    m_eval = len(problem.evaluation_set[1])
+    h_cols = n if n <= MAX_PAIRWISE_ROWS else int(min(n, MAX_PAIRWISE_ENTRIES // (n + m_eval)))
 
-    def nonlinear(lo, hi, rows_P=None, rows_pair=None, rows_lev=None, mask=None):
-        """Range of -e_i^T H^{-1} X^T v over every v allowed by the shift ranges [lo, hi] (training rows)."""
+    def norm_of(u, keep):
+        """sqrt(sum over the kept rows of u_l^2 / (C w_l l''_l)): bounds ||X^T v||_{H^{-1}} for |v| <= u there."""
+        if np.any(keep & (weight <= 0) & (u > 0)):
+            return math.inf  # a row without curvature (l'' underflowed) but a possible remainder
+        share = np.divide(u ** 2, weight, out=np.zeros_like(u), where=keep & (weight > 0))
+        return math.sqrt(float(np.sum(share))) * (1.0 + 1e-12)
+
+    def heavy_rows(lo, hi):
+        """The h_cols training rows with the largest share u_l^2 / (C w_l l''_l) of the norm bound at [lo, hi]."""
+        if h_cols >= n:
+            return np.arange(n)
+        vlo0, vhi0 = remainder_range(f, lo, hi)
+        u0 = cw * np.maximum(-vlo0, vhi0)
+        share0 = np.where(weight > 0, u0 ** 2 / np.where(weight > 0, weight, 1.0), np.inf)
+        return np.sort(np.argsort(-share0, kind="stable")[:h_cols])
+
+    def select(cols):
+        """The per-row bound's state over ``cols``: (cols, rest mask, P (n, h) signed, |P| when n is small)."""
+        rest = np.ones(n, dtype=bool)
+        rest[cols] = False  # rows left to the norm bound
+        P = XH @ X[cols].T if len(cols) else None  # x_i^T H^{-1} x_l, l in cols
+        # |P| is kept when it is n x n and small; otherwise taken blockwise at each use.
+        return cols, rest, P, (np.abs(P) if P is not None and len(cols) == n else None)
+
+    def box_products(Pm, pm, mid, half, u):
+        """(Pm @ mid, |Pm| @ half, |Pm| @ u), |Pm| taken in row blocks when ``pm`` is None."""
+        if pm is not None:
+            return Pm @ mid, pm @ half, pm @ u
+        out = np.empty((3, len(Pm)))
+        step = max(1, 4_000_000 // max(1, Pm.shape[1]))
+        for r0_ in range(0, len(Pm), step):
+            blk = Pm[r0_:r0_ + step]
+            absb = np.abs(blk)
+            out[0, r0_:r0_ + step] = blk @ mid
+            out[1, r0_:r0_ + step] = absb @ half
+            out[2, r0_:r0_ + step] = absb @ u
+        return out[0], out[1], out[2]
+
+    def nonlinear(lo, hi, rows_P=None, rows_lev=None, mask=None):
+        """Range of -e_i^T H^{-1} X^T v over every v allowed by the shift ranges [lo, hi] (training rows).
+
+        Two bounds, both valid, intersected: the norm bound over all rows, and the per-row box over the rows in
+        ``cols`` plus the norm bound over the others (none when n <= MAX_PAIRWISE_ROWS). The norm bound holds for
+        any subset S of rows: H >= X_S^T D_S X_S, so ||X_S^T v_S||_{H^{-1}}^2 <= sum_S v_l^2 / (C w_l l''_l)."""
+        cols, rest, P, pair = state
         vlo, vhi = remainder_range(f, lo, hi)
         vlo, vhi = cw * vlo, cw * vhi
         if mask is not None:
             vlo, vhi = np.where(mask, vlo, 0.0), np.where(mask, vhi, 0.0)
         u = np.maximum(-vlo, vhi)
-        if np.any((weight <= 0) & (u > 0)):
-            norm = math.inf  # a row without curvature (l'' underflowed) but a possible remainder
-        else:
-            norm = math.sqrt(float(np.sum(np.divide(u ** 2, weight, out=np.zeros_like(u), where=weight > 0))))
-        e = (lev if rows_lev is None else rows_lev) * norm
+        norm = norm_of(u, np.ones(n, dtype=bool))
+        levr = lev if rows_lev is None else rows_lev
+        e = levr * norm
         lo_out, hi_out = -e, e
         Pm = P if rows_P is None else rows_P
         if Pm is not None:
-            # sum_l P_il v_l over the box vlo <= v <= vhi: centre P mid +- |P| half.
-            c = Pm @ (0.5 * (vlo + vhi))
-            h = (pair if rows_pair is None else rows_pair) @ (0.5 * (vhi - vlo))
+            # sum_{l in cols} P_il v_l over the box vlo <= v <= vhi: centre P mid +- |P| half.
+            vl, vh = vlo[cols], vhi[cols]
+            c, h, mag = box_products(Pm, pair if rows_P is None else None, 0.5 * (vl + vh), 0.5 * (vh - vl),
+                                     u[cols])
             # Rounding of the two products: a relative 1e-12 of their magnitude.
-            slack = 1e-12 * ((pair if rows_pair is None else rows_pair) @ u) + 1e-15
-            lo_out, hi_out = np.maximum(lo_out, -c - h - slack), np.minimum(hi_out, -c + h + slack)
+            slack = 1e-12 * mag + 1e-15
+            er = levr * norm_of(u, rest) if rest.any() else 0.0
+            lo_out, hi_out = np.maximum(lo_out, -c - h - er - slack), np.minimum(hi_out, -c + h + er + slack)
         return lo_out, hi_out, norm
 
     driver = int(free[int(np.argmax(np.abs(Lmat).max(axis=0)))]) if len(free) else None
@@ -323,51 +379,71 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     EH = hsolve(E.T).T
     base = E @ theta - firm.score_threshold - EH @ r0
     slope = EH @ Q.T
-    # Fixed point over shift ranges D = [lo, hi] (per training row): T(D) = linear reach + nonlinear range under D.
-    lo, hi = lin_lo.copy(), lin_hi.copy()
-    converged = False
-    it = 0
-    for it in range(max_iter):
-        nlo, nhi, _ = nonlinear(lo, hi)
-        new_lo, new_hi = lin_lo + nlo, lin_hi + nhi
-        if not (np.all(np.isfinite(new_lo)) and np.all(np.isfinite(new_hi))) or max(-new_lo.min(),
-                                                                                    new_hi.max()) > max_shift:
-            break
-        grow = max(np.max(lo - new_lo), np.max(new_hi - hi))
-        lo, hi = np.minimum(lo, new_lo), np.maximum(hi, new_hi)
-        if grow <= 1e-12 * (1.0 + max(-lo.min(), hi.max())):
-            converged = True
-            break
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-    model = AffineScores(base=base, slope=slope, center=np.zeros(len(free)))
-    if converged:
-        # Epsilon-inflation: widen the ranges a little and check explicitly that T maps them strictly inside
-        # themselves; where it does not (the widening also grows the nonlinear part, through other rows), take the
-        # image and try again.
+    def settle():
+        """The fixed point over shift ranges D = [lo, hi] (per training row): T(D) = linear reach + nonlinear range
+        under D, then its epsilon-inflated check. Returns (lo, hi, nlo, nhi, norm, converged, iterations)."""
+        lo, hi = lin_lo.copy(), lin_hi.copy()
+        nlo = nhi = None
+        norm = math.inf
         converged = False
-        for _ in range(100):
-            lo_try = lo - 1e-4 * (lin_lo - lo) + 1e-6 * lo - 1e-12
-            hi_try = hi + 1e-4 * (hi - lin_hi) + 1e-6 * hi + 1e-12
-            nlo, nhi, norm = nonlinear(lo_try, hi_try)
-            if np.all(lin_lo + nlo > lo_try) and np.all(lin_hi + nhi < hi_try):
-                lo, hi, converged = lo_try, hi_try, True
+        it = 0
+        for it in range(max_iter):
+            nlo, nhi, _ = nonlinear(lo, hi)
+            new_lo, new_hi = lin_lo + nlo, lin_hi + nhi
+            if not (np.all(np.isfinite(new_lo)) and np.all(np.isfinite(new_hi))) or max(-new_lo.min(),
+                                                                                        new_hi.max()) > max_shift:
                 break
-            lo, hi = np.minimum(lo_try, lin_lo + nlo), np.maximum(hi_try, lin_hi + nhi)
-            if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))) or max(-lo.min(), hi.max()) > max_shift:
+            grow = max(np.max(lo - new_lo), np.max(new_hi - hi))
+            lo, hi = np.minimum(lo, new_lo), np.maximum(hi, new_hi)
+            if grow <= 1e-12 * (1.0 + max(-lo.min(), hi.max())):
+                converged = True
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 break
+        if converged:
+            # Epsilon-inflation: widen the ranges a little and check explicitly that T maps them strictly inside
+            # themselves; where it does not (the widening also grows the nonlinear part, through other rows), take
+            # the image and try again.
+            converged = False
+            for _ in range(100):
+                lo_try = lo - 1e-4 * (lin_lo - lo) + 1e-6 * lo - 1e-12
+                hi_try = hi + 1e-4 * (hi - lin_hi) + 1e-6 * hi + 1e-12
+                nlo, nhi, norm = nonlinear(lo_try, hi_try)
+                if np.all(lin_lo + nlo > lo_try) and np.all(lin_hi + nhi < hi_try):
+                    lo, hi, converged = lo_try, hi_try, True
+                    break
+                lo, hi = np.minimum(lo_try, lin_lo + nlo), np.maximum(hi_try, lin_hi + nhi)
+                if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))) or max(-lo.min(),
+                                                                                    hi.max()) > max_shift:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    break
+        return lo, hi, nlo, nhi, norm, converged, it
+
+    # Above MAX_PAIRWISE_ROWS the heavy rows are first chosen at the linear reach; when the ranges do not settle,
+    # once more at the last ranges reached (the rows whose remainders actually grew).
+    state = select(heavy_rows(lin_lo, lin_hi))
+    lo, hi, nlo, nhi, norm, converged, it = settle()
+    reselected = False
+    if not converged and h_cols < n and (deadline is None or time.perf_counter() < deadline):
+        last_lo = np.where(np.isfinite(lo), np.clip(lo, -max_shift, 0.0), -max_shift)
+        last_hi = np.where(np.isfinite(hi), np.clip(hi, 0.0, max_shift), max_shift)
+        state = select(heavy_rows(last_lo, last_hi))
+        reselected = True
+        lo, hi, nlo, nhi, norm, converged, it2 = settle()
+        it += it2 + 1
+    model = AffineScores(base=base, slope=slope, center=np.zeros(len(free)))
     if not converged:
         return ScoreIntervals(center=center, free=free, budget=k, model=model, radius=np.full(len(E), np.inf),
                               rho=np.full(n, np.inf), certified=False, driver=driver,
-                              info={"iterations": it + 1, "diverged": True})
+                              info={"iterations": it + 1, "diverged": True, "pairwise_rows": int(h_cols),
+                                    "reselected": reselected})
     rho = np.maximum(-lo, hi)
     e = np.maximum(-nlo, nhi)  # |x_l^T (Delta - Delta_lin)| <= e_l
     lev_e = np.sqrt(np.maximum(np.einsum("ij,ij->i", EH, E), 0.0))
-    P_e = None if P is None else EH @ X.T
-    pair_e = None if P_e is None else np.abs(P_e)
-    elo, ehi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e)
+    cols, rest, P, pair = state
+    P_e = None if P is None else EH @ X[cols].T
+    elo, ehi, _ = nonlinear(lo, hi, rows_P=P_e, rows_lev=lev_e)
     # The evaluation score minus the linear model lies in [elo, ehi] for every allowed A: centre the model there.
     mid = 0.5 * (elo + ehi)
     radius = 0.5 * (ehi - elo) + 1e-15
@@ -397,25 +473,26 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         q_rows = np.flatnonzero((q_lower - radius <= 0) & (q_upper + radius >= 0))
         if len(q_rows):
             quad = (q_rows, *_quadratic_interval(f, cw, lo, hi, res, e, Lmat, EH, X, k, q_rows, base, slope,
-                                                 reference=reference, pair=pair))
+                                                 reference=reference,
+                                                 pair=pair if len(cols) == n else None))
     coupling = None
     if tracked > 0 and k > 0:
         vlo, vhi = remainder_range(f, lo, hi)
         u = cw * np.maximum(-vlo, vhi)
         lower, upper = model.score_bounds(k)
         open_rows = np.flatnonzero((lower - radius <= 0) & (upper + radius >= 0))
-        if pair_e is not None and len(open_rows):
+        if P_e is not None and len(open_rows) and len(cols) == n:
             # The rows whose remainder box widens the open evaluation rows' intervals most.
-            share = pair_e[open_rows].sum(axis=0) * u
+            share = np.abs(P_e[open_rows]).sum(axis=0) * u
         else:
             share = u * lev
         T = np.sort(np.argsort(-share, kind="stable")[:min(int(tracked), n)])
         untracked = np.ones(n, dtype=bool)
         untracked[T] = False
         # The untracked rows' remainders enter every row through their box, as in the fixed point.
-        tlo, thi, _ = nonlinear(lo, hi, rows_P=None if P is None else P[T], rows_pair=None if P is None else pair[T],
+        tlo, thi, _ = nonlinear(lo, hi, rows_P=None if P is None else P[T],
                                 rows_lev=lev[T], mask=untracked)
-        ulo, uhi, _ = nonlinear(lo, hi, rows_P=P_e, rows_pair=pair_e, rows_lev=lev_e, mask=untracked)
+        ulo, uhi, _ = nonlinear(lo, hi, rows_P=P_e, rows_lev=lev_e, mask=untracked)
         b, alow, ahigh = graph_lines(f[T], lo[T], hi[T], slopes)
         gmax = np.partition(np.abs(Q), -k, axis=0)[-k:].sum(axis=0) if len(free) else np.zeros(p)
         wmax = np.abs(X[T]).T @ u[T]
@@ -433,6 +510,7 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
                           radius_affine=radius_affine, driver=driver, coupling=coupling, lowrank=lowrank,
                           quadratic=quad,
                           info={"iterations": it + 1, "max_shift": float(rho.max()), "norm_bound": norm,
+                                "pairwise_rows": int(h_cols), "reselected": reselected,
                                 "median_radius": float(np.median(radius)), "max_radius": float(radius.max()),
                                 "affine_rows": affine_rows})
 

@@ -24,3 +24,19 @@ def stall_after_incumbent(request, emit):
 def die(request, emit):
     """The worker process dies mid-solve (as on a crash or an out-of-memory kill)."""
     os._exit(3)
+
+
+def record_bounds(request, emit):
+    """Solves with HiGHS and returns, besides its result, every dual bound it emitted on the way."""
+    from fairflip._highs_worker import run_highs
+
+    seen = []
+
+    def tee(kind, payload):
+        if kind == "bound":
+            seen.append(payload)
+        emit(kind, payload)
+
+    result = run_highs(request, tee)
+    result["bounds_seen"] = seen
+    return result

@@ -225,3 +225,33 @@ def test_compas_retrained_flip_sets_lie_in_the_logistic_intervals(budget):
     assert out["violations"] == 0, out
     assert out["coupled_violations"] == 0, out  # the coupled model and the factored interval (see bench_certificate)
     assert out["all"]["ratio_max"] <= 1.0, out
+
+
+def test_root_diagnostics_on_a_compas_subsample():
+    """bench_certificate's diagnostics: the root MILP with the uniform interval scaled to 1, 0.5 and 0 around its
+    centre (solved to optimality here: the optimum can only rise as the interval narrows, and at scale 1, a
+    certified relaxation, it is at most the brute-force optimum), and the second-order Taylor model closer to
+    retraining than the first-order one."""
+    from benchmarks.bench_certificate import model_orders, root_scaling
+    from fairflip.methods import get_method
+    from fairflip.datasets import load
+    from fairflip.problem import build_problem
+    from fairflip.solvers.exact import count_flip_sets
+
+    data = load("compas")
+    rng = np.random.default_rng(0)
+    sub = data.subset(np.sort(rng.choice(len(data), size=600, replace=False)))
+    problem, _ = build_problem(sub, firm="logistic", collective_fraction=0.3, direction="auto", seed=0)
+    budget = 2
+    assert count_flip_sets(len(problem.candidates), budget) <= 20_000
+    optimum = float(get_method("brute-force").select(problem, budget).objective)
+    rows = root_scaling(problem, budget, scales=(1.0, 0.5, 0.0), time_limit=60.0)
+    assert [r["status"] for r in rows] == ["optimal"] * 3, rows
+    assert rows[0]["bound"] <= optimum + 1e-9, (rows[0], optimum)
+    assert rows[0]["primal"] <= rows[1]["primal"] + 1e-9 <= rows[2]["primal"] + 2e-9, rows
+    assert all(r["retrained"] >= optimum - 1e-12 for r in rows), rows
+    cands = problem.candidates
+    sets = [np.sort(rng.choice(cands, size=budget, replace=False)) for _ in range(20)]
+    orders = model_orders(problem, budget, sets)
+    assert orders["sets"] == 20
+    assert orders["second_order_max_median"] < orders["first_order_max_median"], orders

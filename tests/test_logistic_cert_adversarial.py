@@ -162,15 +162,20 @@ def _cached_instances():
     return _CACHE
 
 
-def test_intervals_without_the_pairwise_matrix(monkeypatch):
-    """Above MAX_PAIRWISE_ROWS training rows the fixed point uses the norm bound alone (and the flip-dependent
-    interval its row chunks): still every retrained score inside both intervals."""
+@pytest.mark.parametrize("share", [0.0, 0.25])
+def test_intervals_without_the_pairwise_matrix(monkeypatch, share):
+    """Above MAX_PAIRWISE_ROWS training rows the fixed point uses the per-row bound on the heavy rows only (as many
+    as MAX_PAIRWISE_ENTRIES allows: none, or a quarter of them) and the norm bound on the others (and the
+    flip-dependent interval its row chunks): still every retrained score inside both intervals."""
     import fairflip.solvers.logistic_cert as lc
 
     monkeypatch.setattr(lc, "MAX_PAIRWISE_ROWS", 0)
     checked = 0
     for s in range(4):
         problem, C = _logistic_base(300 + s)
+        monkeypatch.setattr(lc, "MAX_PAIRWISE_ENTRIES", int(share * problem.n * (problem.n + len(problem.evaluation_set[1]))))
+        iv = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2)
+        assert iv.info["pairwise_rows"] == int(share * problem.n)
         ref = Reference(problem, 2, "logistic", C)
         checked += check_intervals_brute(f"no pairwise {s}", problem, 2, C, ref)
     assert checked > 0

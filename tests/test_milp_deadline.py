@@ -16,6 +16,7 @@ import pytest
 from fairflip._errors import FairflipError
 from fairflip.solvers import milp
 from fairflip.solvers.convex import ConvexOracle, ScoreLinearisation
+from fairflip.solvers.certificate import meets
 
 from test_convex import brute_force, tiny_problem
 
@@ -88,10 +89,14 @@ def test_a_solver_that_ignores_its_limit_is_stopped_at_the_deadline_and_keeps_it
     assert deadline - 0.05 <= elapsed <= deadline + SLACK
     assert report.hard_stopped and report.time_limit_hit and report.load_dependent
     assert report.status == cp.USER_LIMIT
-    assert report.bound is None and report.mip_gap is None and report.abs_gap is None
+    assert report.mip_gap is None
     # The incumbent is HiGHS's last improving solution: here the optimum the in-process solve found.
     np.testing.assert_array_equal(report.z, reference.z)
     assert report.objective == reference.objective
+    # The bound is the last dual bound HiGHS reported on the way: valid (at most the optimum) and not trivial here.
+    assert report.bound is not None and report.bound <= reference.objective + 1e-9
+    assert report.bound > reference.objective - 0.5
+    assert report.abs_gap == pytest.approx(report.objective - report.bound)
     assert report.wall_time == pytest.approx(elapsed, abs=0.05) and report.solve_time == report.wall_time
     # The stalled process was killed, and it is not kept for reuse.
     assert len(fresh_workers) == 1 and fresh_workers[0].proc.poll() is not None
@@ -114,17 +119,21 @@ def test_a_stalled_solver_without_incumbent_reports_no_point_and_the_next_solve_
     assert again.status == "optimal" and not again.hard_stopped and len(fresh_workers) == 2
 
 
-def test_the_oracle_reports_a_stopped_solve_as_time_limit_without_a_bound(fresh_workers, monkeypatch):
+def test_the_oracle_reports_a_stopped_solve_as_time_limit_with_the_last_bound(fresh_workers, monkeypatch):
     problem = tiny_problem(6)
     optimal = ConvexOracle(formulation="exact-milp").select(problem, 2)
     assert optimal.status == "optimal" and optimal.lower_bound is not None
     monkeypatch.setattr(milp, "_WORKER_RUNNER", "_milp_stand_ins:stall_after_incumbent")
     result = ConvexOracle(formulation="exact-milp", time_limit=0.2).select(problem, 2)
-    assert result.status == "time_limit" and result.time_limit_hit and result.info["hard_stopped"]
-    assert result.lower_bound is None and result.bound_source is None and result.info["bound"] is None
+    assert result.time_limit_hit and result.info["hard_stopped"]
     # The incumbent HiGHS had reported is retrained and kept.
     np.testing.assert_array_equal(result.flipped, optimal.flipped)
     assert result.objective == optimal.objective == pytest.approx(brute_force(problem, 2), abs=1e-12)
+    # So is the last dual bound it reported, which can be no more than the optimum; here the stand-in let HiGHS
+    # finish its search before stalling, so the bound meets the incumbent and proves it optimal.
+    assert result.info["bound"] is not None and result.info["bound"] <= optimal.objective + 1e-9
+    assert result.lower_bound is not None and result.lower_bound <= optimal.objective + 1e-12
+    assert result.status == ("optimal" if meets(result.objective, result.lower_bound) else "time_limit")
 
 
 def test_highs_stuck_in_presolve_on_full_compas_returns_within_the_deadline(compas_split, monkeypatch):
@@ -254,3 +263,23 @@ def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone(fresh
     assert parent_worker.proc.poll() is None
     assert milp.solve(*formulation(9), solver="HIGHS", time_limit=30).objective == reference.objective
     assert len(fresh_workers) == 1
+
+
+def test_the_dual_bounds_reported_on_the_way_rise_and_never_pass_the_optimum(fresh_workers):
+    """Every dual bound the worker emits during a solve (what a hard-stopped solve would report) is at most the
+    MILP's optimum (solved in process) and they only rise."""
+    emitted = 0
+    for seed in range(6):
+        problem, z, constant = formulation(seed, budget=3, n=60, c=14)
+        reference = milp.solve(problem, z, constant, solver="HIGHS", time_limit=60, isolate=False)
+        assert reference.status == "optimal"
+        opts = milp.solver_options("HIGHS", 60.0, None)
+        data, _, _ = problem.get_problem_data("HIGHS", solver_opts=dict(opts))
+        result, _, last = milp.run_isolated(milp._highs_request(data, opts), time.perf_counter() + 60,
+                                            "_milp_stand_ins:record_bounds")
+        seen = result["bounds_seen"]
+        assert all(b2 > b1 for b1, b2 in zip(seen, seen[1:])), seen
+        assert all(b + constant <= reference.objective + 1e-9 for b in seen), (seen, reference.objective)
+        assert last == (seen[-1] if seen else None)
+        emitted += len(seen)
+    assert emitted > 0
