@@ -47,12 +47,9 @@ def validity_sets(problem, budget: int, n_sets: int, found=(), seed: int = 0) ->
     # x_i^T H^{-1} q_k for random rows i: the linearised shift each candidate causes.
     theta = problem.fit_flip_sets([np.zeros(0, dtype=np.int64)])[0]
     f = X @ theta
-    s = 0.5 * (1.0 + np.tanh(0.5 * f))
     w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
     C = float(problem.firm.C)
-    reg = np.ones(X.shape[1])
-    reg[-1] = 0.0
-    H = (X.T * (C * w * s * (1 - s))) @ X + np.diag(reg)
+    H = _hessian(problem, f)
     Q = (C * w[cands] * (1.0 - 2.0 * problem.y[cands]))[:, None] * X[cands]
     rows = rng.choice(problem.n, size=third, replace=True)
     Lrows = X[rows] @ np.linalg.solve(H, Q.T)  # (third, c)
@@ -217,6 +214,8 @@ def model_orders(problem, budget: int, sets: list[np.ndarray]) -> dict:
 
 
 def _hessian(problem, f):
+    """The logistic firm's Hessian at training scores ``f`` (shape (n,)): shape (p + 1, p + 1), intercept
+    unregularised."""
     X = np.c_[np.asarray(problem.X, dtype=np.float64), np.ones(problem.n)]
     sig = 0.5 * (1.0 + np.tanh(0.5 * f))
     w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
