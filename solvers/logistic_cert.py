@@ -29,7 +29,7 @@ or, for large n, the box over the heavy rows S (those with the largest share u_l
 :data:`MAX_PAIRWISE_ENTRIES` allows) plus the norm bound over the others (it holds for any subset of the rows, as
 H >= X_R^T D_R X_R); the two bounds are intersected. The heavy rows are chosen at the linear reach, and once more at
 the last ranges reached when those do not settle. On Adult (34,189 rows) the norm bound alone settled at M = 1
-only; with 2,924 heavy rows it settles at M = 2 and 3 (median evaluation half-widths 0.012 and about 0.02),
+only; with 2,924 heavy rows it settles at M = 2 and 3 (median evaluation half-widths 0.012 and 0.033),
 
 and the shifts themselves are d_i = x_i^T Delta_lin + that, with x_i^T Delta_lin in [lin_lo_i, lin_hi_i] for every
 |A| <= budget (the sums of the row's ``budget`` most negative and most positive x_i^T H^{-1} q_k, widened by the
@@ -143,7 +143,7 @@ MAX_PAIRWISE_ENTRIES = 200_000_000
 """Above :data:`MAX_PAIRWISE_ROWS` training rows, the per-row bound keeps as many columns h (the heavy rows: largest
 squared remainder over curvature, their share of the norm bound) as fit (n + m) x h float64 entries, 1.6 GB at
 most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult the ranges settled at M = 2 and 3
-with it, at M = 2 only with h = 1,755, and at none with the norm bound alone."""
+with it, at M = 2 only with h = 1,754, and at none with the norm bound alone."""
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
