@@ -16,7 +16,7 @@ from fairflip.methods import FlipMethod, FlipResult, SolveControl, get_method, r
 from fairflip.problem import FlipProblem
 
 from .certificate import adopt_best_bound
-from .logistic_cert import certify_logistic
+from .logistic_cert import certify_logistic, check_entries
 
 
 @register_method("oracle-certified")
@@ -29,14 +29,18 @@ class CertifiedOracle(FlipMethod):
             bound is usually the one that decides).
         node_time_limit: HiGHS seconds per branch-and-bound node below the root.
         oracle_params: parameters of the ``oracle`` portfolio that finds the incumbents.
+        pairwise_entries: memory for the certificate's per-row remainder bound above 6,000 training rows (float64
+            entries; see :func:`~fairflip.solvers.logistic_cert.logistic_intervals`); None: its default (1.6 GB).
         seed: seed of the portfolio and of HiGHS.
     """
 
     omniscient = True
 
     def __init__(self, *, certify_time_limit: float = 60.0, node_time_limit: float = 20.0,
-                 oracle_params: dict[str, Any] | None = None, seed: int = 0) -> None:
+                 oracle_params: dict[str, Any] | None = None, pairwise_entries: int | None = None,
+                 seed: int = 0) -> None:
         super().__init__(seed=seed)
+        self.pairwise_entries = None if pairwise_entries is None else check_entries(pairwise_entries)
         self.certify_time_limit = float(certify_time_limit)
         self.node_time_limit = float(node_time_limit)
         self.oracle_params = dict(oracle_params or {})
@@ -56,7 +60,7 @@ class CertifiedOracle(FlipMethod):
             seconds = min(self.certify_time_limit, control.remaining())
             cert = certify_logistic(problem, M, incumbent=incumbent.flipped, time_limit=seconds,
                                     node_time_limit=min(self.node_time_limit, seconds), seed=self.seed,
-                                    progress=control.progress)
+                                    progress=control.progress, pairwise_entries=self.pairwise_entries)
             best = cert if cert.objective is not None and cert.objective < incumbent.objective else incumbent
             result = FlipResult(flipped=best.flipped, objective=best.objective, solver_objective=best.objective,
                                 status="time_limit" if control.expired() else "feasible",

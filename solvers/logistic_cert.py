@@ -146,6 +146,13 @@ most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult th
 with it, at M = 2 only with h = 1,754, and at none with the norm bound alone."""
 
 
+def check_entries(value) -> int:
+    """``pairwise_entries`` as a non-negative int, or one error naming the problem."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise FairflipError(f"pairwise_entries must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))
 
@@ -236,7 +243,8 @@ class ScoreIntervals:
 def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarray, budget: int, *,
                        max_iter: int = 2000, max_shift: float = 50.0, boxed: int = 0,
                        deadline: float | None = None, tracked: int = 0, slopes: int = 4,
-                       quadratic: bool = True, reference: np.ndarray | None = None) -> ScoreIntervals:
+                       quadratic: bool = True, reference: np.ndarray | None = None,
+                       pairwise_entries: int | None = None) -> ScoreIntervals:
     """Certified score intervals around the flip set ``center`` for adding at most ``budget`` of ``free``.
 
     Args:
@@ -258,6 +266,8 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
             ``ScoreIntervals.quadratic``) on the rows the MILP may leave open.
         reference: shape (c',) a flip indicator over ``free`` (e.g. the incumbent's) at which the second-order
             interval's per-row choices are made smallest; None: the worst case.
+        pairwise_entries: above :data:`MAX_PAIRWISE_ROWS` training rows, the per-row remainder bound keeps as many
+            heavy rows h as fit (n + m) x h float64 entries (memory for reach); None: :data:`MAX_PAIRWISE_ENTRIES`.
 
     Returns:
         the :class:`ScoreIntervals`; ``certified`` is False (and ``radius`` infinite) when the shift bounds diverge
@@ -305,7 +315,8 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     weight = C * w * l2
     cw = C * w
     m_eval = len(problem.evaluation_set[1])
-    h_cols = n if n <= MAX_PAIRWISE_ROWS else int(min(n, MAX_PAIRWISE_ENTRIES // (n + m_eval)))
+    entries = check_entries(MAX_PAIRWISE_ENTRIES if pairwise_entries is None else pairwise_entries)
+    h_cols = n if n <= MAX_PAIRWISE_ROWS else int(min(n, entries // (n + m_eval)))
 
     def norm_of(u, keep):
         """sqrt(sum over the kept rows of u_l^2 / (C w_l l''_l)): bounds ||X^T v||_{H^{-1}} for |v| <= u there."""
@@ -1018,6 +1029,7 @@ def certify_logistic(
     coupled_slopes: int = 4,
     coupled_everywhere: bool = False,
     quadratic: bool = False,
+    pairwise_entries: int | None = None,
 ) -> FlipResult:
     """A certified lower bound on the logistic firm's objective over flip sets of size <= ``budget``.
 
@@ -1059,6 +1071,8 @@ def certify_logistic(
             built around the incumbent's flips among the node's free candidates). Off by default: on COMPAS
             (150 s) it left the bounds at M = 3 and 5 where they were (0.23794 and 0.23325) while each node took
             longer (12 nodes at M = 3 instead of 27).
+        pairwise_entries: memory for the intervals' per-row remainder bound above 6,000 training rows (see
+            :func:`logistic_intervals`); None: :data:`MAX_PAIRWISE_ENTRIES` (1.6 GB).
 
     Returns:
         a :class:`FlipResult`: ``flipped``/``objective`` the incumbent (true objective), ``lower_bound`` the
@@ -1081,6 +1095,8 @@ def certify_logistic(
                             "ridge firm use oracle-convex's exact MILP")
     if formulation not in ("factored", "dense"):
         raise FairflipError(f"formulation must be 'factored' or 'dense', got {formulation!r}")
+    if pairwise_entries is not None:
+        check_entries(pairwise_entries)
     start = time.perf_counter()
     cands = problem.candidates
     gaps = fairness_gaps(problem.objective, problem.evaluation_set[1], problem.evaluation_set[2])
@@ -1162,7 +1178,8 @@ def certify_logistic(
         # The second-order interval is tightest around the incumbent's flips among the node's free candidates.
         intervals = logistic_intervals(problem, node.center, free, left, deadline=start + time_limit,
                                        tracked=tracked, slopes=coupled_slopes, quadratic=quadratic,
-                                       reference=np.isin(free, best_set).astype(np.float64))
+                                       reference=np.isin(free, best_set).astype(np.float64),
+                                       pairwise_entries=pairwise_entries)
         bound = node.bound
         branch_on = None
         if intervals.certified:

@@ -179,6 +179,13 @@ def test_certify_logistic_bad_inputs():
         certify_logistic(tiny_problem(0, loss="squared"), 2)
     with pytest.raises(FairflipError, match="budget"):
         certify_logistic(tiny_problem(0), -1)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(FairflipError, match="pairwise_entries must be a non-negative integer"):
+            certify_logistic(tiny_problem(0), 2, pairwise_entries=bad)
+    from fairflip.methods import get_method
+
+    with pytest.raises(FairflipError, match="pairwise_entries must be a non-negative integer"):
+        get_method("oracle-certified", pairwise_entries=-5)
 
 
 def test_oracle_certified_is_sound_against_the_independent_brute_force():

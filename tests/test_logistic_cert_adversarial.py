@@ -173,13 +173,15 @@ def test_intervals_without_the_pairwise_matrix(monkeypatch, share):
     checked = 0
     for s in range(4):
         problem, C = _logistic_base(300 + s)
-        monkeypatch.setattr(lc, "MAX_PAIRWISE_ENTRIES", int(share * problem.n * (problem.n + len(problem.evaluation_set[1]))))
-        iv = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2)
+        entries = int(share * problem.n * (problem.n + len(problem.evaluation_set[1])))
+        monkeypatch.setattr(lc, "MAX_PAIRWISE_ENTRIES", entries)  # what the brute-force check below builds
+        iv = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, pairwise_entries=entries)
         assert iv.info["pairwise_rows"] == int(share * problem.n)
         if share:
             # Ranges that cannot settle (a tiny max_shift): the heavy rows are chosen once more, then no
             # certificate (infinite radius), never a wrong one.
-            stuck = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, max_shift=1e-9)
+            stuck = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, max_shift=1e-9,
+                                          pairwise_entries=entries)
             assert not stuck.certified and stuck.info["reselected"] and np.all(np.isinf(stuck.radius))
         ref = Reference(problem, 2, "logistic", C)
         checked += check_intervals_brute(f"no pairwise {s}", problem, 2, C, ref)
