@@ -3,6 +3,7 @@ certified gap per budget (incumbent, bound, gap, time).
 
     python -m benchmarks.bench_certificate --dataset compas --budgets 1,2,3,5,10 --time-limit 150
     python -m benchmarks.bench_certificate --dataset compas --firm ridge --budgets 1,2,3,5,10 --time-limit 60
+    python -m benchmarks.bench_certificate --dataset compas --budgets 5,10,25 --check-sets 0 --diagnose 60
 
 Setting: collective 30 % of the minority, direction auto, seed 0, 70/30 stratified split (training rows only).
 The incumbent is greedy with exact retraining polished by local search (the oracle's exact-retraining
@@ -10,7 +11,9 @@ components); the logistic bound comes from :func:`fairflip.solvers.logistic_cert
 with it, the ridge bound from ``oracle-convex``'s exact MILP. Validity (logistic): ``--check-sets`` random flip
 sets per budget (a quarter of them smaller than the budget) are retrained exactly and every training score is
 compared with its certified interval; the violations must be 0, and the ratio of observed error to the interval's
-half-width says how tight the interval is.
+half-width says how tight the interval is. ``--diagnose`` (logistic) adds, per budget, how far the first- and
+second-order models are from retraining and what the root MILP gives as its interval narrows to nothing
+(:func:`model_orders`, :func:`root_scaling`): what an interval around the influence model can certify at best.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ def run_highs(request: dict[str, Any], emit: Callable[[str, Any], None]) -> dict
         emit: called as ``emit("incumbent", {"objective": float, "x": array (n,)})`` on every improving MIP
             solution, and as ``emit("bound", float)`` whenever HiGHS's MIP dual bound (read at its interrupt
             callbacks) rises, so that the parent keeps the incumbent and the last bound if it has to stop the
-            worker. HiGHS's dual bound only ever rises and is valid whenever it is read.
+            worker. HiGHS's dual bound only ever rises and is valid whenever it is read; the interrupt callback
+            fires from the main search only, never from the sub-MIPs of its heuristics (whose bounds would be
+            those of a restricted problem), so the value is the whole problem's bound.
 
     Returns:
         plain values: ``model_status`` (the HiGHS status name, e.g. ``kOptimal``), ``run_time`` (s),
