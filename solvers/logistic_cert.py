@@ -910,7 +910,6 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
     g_a, h_a = np.where(boxed_rows, 0.0, g), np.where(boxed_rows, 0.0, h)
     vlo, vhi = remainder_range(f, lo, hi)
     vlo, vhi = np.where(boxed_rows, cw * vlo, 0.0), np.where(boxed_rows, cw * vhi, 0.0)
-    GL, HL = g_a[:, None] * DL, h_a[:, None] * DL
     c = np.empty((len(rows), absL.shape[1]))
     hz = np.empty_like(c)
     c0 = np.empty(len(rows))
@@ -920,8 +919,9 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
         part = slice(s0, s0 + step)
         PJ = EH[rows[part]] @ X.T  # (rows, n): e_j^T H^{-1} x_l
         AJ = np.abs(PJ)
-        c[part] = PJ @ GL
-        hz[part] = AJ @ HL
+        # P diag(g) |L| as (P diag(g)) |L|: no (n, c') product is held beside |L|.
+        c[part] = (PJ * g_a) @ DL
+        hz[part] = (AJ * h_a) @ DL
         c0[part] = PJ @ (g_a * ebar) - PJ @ (0.5 * (vlo + vhi))
         # Rounding of the products: a relative 1e-12 of their magnitude.
         h0[part] = AJ @ (h_a * ebar) + AJ @ (0.5 * (vhi - vlo)) + 1e-12 * (AJ @ (h * (reach + ebar) + np.abs(vlo)
