@@ -14,8 +14,9 @@ Protocol (over the worker's stdin and its original stdout; HiGHS's own stdout go
 message is an 8-byte little-endian length followed by a pickle. The parent sends ``(runner, request)``, where
 ``runner`` is ``"module:function"`` (normally :func:`run_highs`); the runner may call ``emit(kind, payload)``
 any number of times (``("incumbent", {"objective": float, "x": array})`` for improving MIP solutions,
-``("bound", float)`` each time HiGHS's MIP dual bound rises) and its return value is sent as ``("done", result)``; an exception is sent as ``("error", message)`` and the worker keeps
-serving. The worker exits when its stdin closes.
+``("bound", float)`` each time HiGHS's MIP dual bound rises) and its return value is sent as ``("done",
+result)``; an exception is sent as ``("error", message)`` and the worker keeps serving. The worker exits when its
+stdin closes.
 """
 
 from __future__ import annotations
