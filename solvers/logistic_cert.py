@@ -125,7 +125,7 @@ from fairflip.problem import FlipProblem
 
 from .exact import count_flip_sets
 from .milp import (AffineScores, LowRankModel, exact_threshold_problem, factored_threshold_problem,
-                   fairness_gaps, row_classes, solve)
+                   fairness_gaps, row_classes, solve, topk_sums)
 
 T_MAX = 1.0
 """The second-order interval splits d^2 <= (1 + t) S + (1 + 1 / t) eps^2 with t at most this: a larger t fits the
@@ -144,7 +144,7 @@ MAX_PAIRWISE_ENTRIES = 200_000_000
 squared remainder over curvature, their share of the norm bound) as fit (n + m) x h float64 entries, 1.6 GB at
 most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult the ranges settled at M = 2 and 3
 with it, at M = 2 only with h = 1,754, and at none with the norm bound alone. The whole interval computation peaked
-at 7.2 GB on Adult (M = 2) and 13.6 GB on Dutch (42,294 rows, 4,277 candidates, M = 5), most of it (n, c')
+at 6.7 GB on Adult (M = 2) and 9.6 GB on Dutch (42,294 rows, 4,277 candidates, M = 5), most of it (n, c')
 arrays; ``pairwise_entries`` trades this part for reach."""
 
 
@@ -308,8 +308,7 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     res = np.abs(XH @ r0)
     if k > 0:
         # The reach of x_i^T Delta_lin over |A| <= k: the k largest positive and the k largest negative entries.
-        up = np.partition(np.maximum(Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
-        down = np.partition(np.maximum(-Lmat, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        up, down = topk_sums(Lmat, k)
     else:
         up = down = np.zeros(n)
     lin_lo = -(down + res + 1e-12)  # x_i^T Delta_lin lies in [lin_lo_i, lin_hi_i] for every allowed A
@@ -796,8 +795,7 @@ def _quadratic_interval(f, cw, lo, hi, res, e, Lmat, EH, X, k, rows, base, slope
     kk = min(k, c)
     ebar = res + e + 1e-12
     ref = np.zeros(c) if reference is None else np.asarray(reference, dtype=np.float64)
-    up = np.partition(np.maximum(Lmat, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
-    down = np.partition(np.maximum(-Lmat, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
+    up, down = topk_sums(Lmat, kk)
     a = Lmat @ ref
     Rp = np.maximum(up, down) + np.abs(a)
     absL = np.abs(Lmat)
@@ -899,8 +897,8 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
     absL = np.abs(Lmat)
     kk = min(k, absL.shape[1])
 
-    def topk(M):
-        return np.partition(M, -kk, axis=1)[:, -kk:].sum(axis=1)
+    def topk(M):  # M >= 0
+        return topk_sums(M, kk)[0]
 
     DL, D0 = absL, res + e + 1e-12
     ebar = D0
@@ -930,8 +928,8 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
                                                                                    + np.abs(vhi)))
     h0 = h0 + 1e-12 * np.abs(c0) + 1e-15
     hz = hz * (1.0 + 1e-10)
-    c_max = np.partition(np.maximum(c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
-    c_min = -np.partition(np.maximum(-c, 0.0), -kk, axis=1)[:, -kk:].sum(axis=1)
+    c_max, c_min = topk_sums(c, kk)
+    c_min = -c_min
     uni = np.maximum(ehi[rows] - c0 - c_min, c0 + c_max - elo[rows]) + 1e-15
     base_out[rows] = base[rows] + c0
     slope_out[rows] = slope[rows] + c

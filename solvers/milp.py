@@ -49,6 +49,31 @@ import numpy as np
 from fairflip._errors import FairflipError
 
 
+def topk_sums(M: np.ndarray, k: int, chunk_entries: int = 20_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the sum of the ``k`` largest positive entries and of the ``k`` largest negative parts.
+
+    Args:
+        M: shape (r, c).
+        k: how many entries per row (clipped to [0, c]).
+        chunk_entries: rows are taken in blocks of about this many entries, so no full-size copy of M is made.
+
+    Returns:
+        (up, down), each shape (r,), non-negative: max over |S| <= k of sum_{j in S} M_ij is up_i, and the least
+        such sum is -down_i.
+    """
+    r, c = M.shape
+    k = int(min(max(k, 0), c))
+    up, down = np.zeros(r), np.zeros(r)
+    if k == 0 or r == 0:
+        return up, down
+    step = max(1, chunk_entries // max(1, c))
+    for s0 in range(0, r, step):
+        block = M[s0:s0 + step]
+        up[s0:s0 + step] = np.partition(np.maximum(block, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        down[s0:s0 + step] = np.partition(np.maximum(-block, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+    return up, down
+
+
 @dataclass(frozen=True)
 class AffineScores:
     """Scores of the evaluation rows (minus the firm's threshold) as an affine function of the flips.
@@ -78,12 +103,12 @@ class AffineScores:
         Returns:
             (lower, upper), each shape (m,).
         """
-        step = self.slope * (1.0 - 2.0 * self.center)[None, :]
-        k = int(min(max(moves, 0), step.shape[1]))
+        sign = 1.0 - 2.0 * np.asarray(self.center, dtype=np.float64)
+        k = int(min(max(moves, 0), self.slope.shape[1]))
         if k == 0:
             return self.base.copy(), self.base.copy()
-        up = np.sort(np.maximum(step, 0.0), axis=1)[:, -k:].sum(axis=1)
-        down = np.sort(np.maximum(-step, 0.0), axis=1)[:, -k:].sum(axis=1)
+        step = self.slope if np.all(sign == 1.0) else self.slope * sign[None, :]
+        up, down = topk_sums(step, k)
         return self.base - down, self.base + up
 
 
@@ -404,9 +429,9 @@ class LowRankModel:
             return lower, upper
         step = max(1, chunk_entries // max(1, c))
         for s0 in range(0, m, step):
-            S = self.EH[s0:s0 + step] @ self.Q.T
-            upper[s0:s0 + step] += np.partition(np.maximum(S, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
-            lower[s0:s0 + step] -= np.partition(np.maximum(-S, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+            up, down = topk_sums(self.EH[s0:s0 + step] @ self.Q.T, k, chunk_entries)
+            upper[s0:s0 + step] += up
+            lower[s0:s0 + step] -= down
         return lower, upper
 
 
