@@ -48,11 +48,9 @@ def validity_sets(problem, budget: int, n_sets: int, found=(), seed: int = 0) ->
         out["random"].append(np.sort(rng.choice(cands, size=size, replace=False)))
     X = np.c_[problem.X, np.ones(problem.n)]
     # x_i^T H^{-1} q_k for random rows i: the linearised shift each candidate causes.
-    theta = problem.fit_flip_sets([np.zeros(0, dtype=np.int64)])[0]
-    f = X @ theta
     w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
     C = float(problem.firm.C)
-    H = _hessian(problem, f)
+    H = _hessian(problem)
     Q = (C * w[cands] * (1.0 - 2.0 * problem.y[cands]))[:, None] * X[cands]
     rows = rng.choice(problem.n, size=third, replace=True)
     Lrows = X[rows] @ np.linalg.solve(H, Q.T)  # (third, c)
@@ -203,7 +201,7 @@ def model_orders(problem, budget: int, sets: list[np.ndarray]) -> dict:
     sig = 0.5 * (1.0 + np.tanh(0.5 * f))
     w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
     curv = float(problem.firm.C) * w * sig * (1 - sig) * (1 - 2 * sig) / 2  # C w sigma'' / 2
-    XH = np.linalg.solve(_hessian(problem, f), X.T).T  # (n, p) rows H^{-1} x_l
+    XH = np.linalg.solve(_hessian(problem), X.T).T  # (n, p) rows H^{-1} x_l
     thetas = problem.fit_flip_sets(sets).astype(np.float64)
     Z = np.stack([np.isin(cands, s).astype(float) for s in sets], axis=1)  # (c, K)
     G = lr.Q.T @ Z  # (p, K)
@@ -216,15 +214,16 @@ def model_orders(problem, budget: int, sets: list[np.ndarray]) -> dict:
             "second_order_max_median": float(np.median(e2)), "ratio_median": float(np.median(e1 / e2))}
 
 
-def _hessian(problem, f):
-    """The logistic firm's Hessian at training scores ``f`` (shape (n,)): shape (p + 1, p + 1), intercept
-    unregularised."""
-    X = np.c_[np.asarray(problem.X, dtype=np.float64), np.ones(problem.n)]
-    sig = 0.5 * (1.0 + np.tanh(0.5 * f))
-    w = np.ones(problem.n) if problem.sample_weight is None else np.asarray(problem.sample_weight, float)
-    reg = np.ones(X.shape[1])
-    reg[-1] = 0.0
-    return (X.T * (float(problem.firm.C) * w * sig * (1 - sig))) @ X + np.diag(reg)
+def _hessian(problem) -> np.ndarray:
+    """The firm's own Hessian (:meth:`~fairflip.firms.LinearFirm.hessian`) of its training objective at the
+    unflipped optimum, shape (d + 1, d + 1), intercept last, float64."""
+    import torch
+
+    state = problem.training_state()
+    Xd = state["Xd"]
+    y = torch.as_tensor(problem.y, dtype=Xd.dtype, device=Xd.device)
+    H = problem.firm.hessian(state["theta0"][None], Xd, y[None], state["sw"])[0]
+    return H.cpu().numpy().astype(np.float64)
 
 
 def root_scaling(problem, budget: int, scales=(1.0, 0.3, 0.1, 0.0), time_limit: float = 60.0) -> list[dict]:

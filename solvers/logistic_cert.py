@@ -485,8 +485,7 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
         q_rows = np.flatnonzero((q_lower - radius <= 0) & (q_upper + radius >= 0))
         if len(q_rows):
             quad = (q_rows, *_quadratic_interval(f, cw, lo, hi, res, e, Lmat, EH, X, k, q_rows, base, slope,
-                                                 reference=reference,
-                                                 pair=pair if len(cols) == n else None))
+                                                 reference=reference, pair=pair))
     coupling = None
     if tracked > 0 and k > 0:
         vlo, vhi = remainder_range(f, lo, hi)
@@ -898,7 +897,7 @@ def _affine_half_width(f, cw, lo, hi, res, e, Lmat, EH, X, k, boxed, base, slope
     kk = min(k, absL.shape[1])
 
     def topk(M):  # M >= 0
-        return topk_sums(M, kk)[0]
+        return topk_sums(M, kk, negative=False)[0]
 
     DL, D0 = absL, res + e + 1e-12
     ebar = D0

@@ -49,13 +49,15 @@ import numpy as np
 from fairflip._errors import FairflipError
 
 
-def topk_sums(M: np.ndarray, k: int, chunk_entries: int = 20_000_000) -> tuple[np.ndarray, np.ndarray]:
+def topk_sums(M: np.ndarray, k: int, chunk_entries: int = 20_000_000, *,
+              negative: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the sum of the ``k`` largest positive entries and of the ``k`` largest negative parts.
 
     Args:
         M: shape (r, c).
         k: how many entries per row (clipped to [0, c]).
         chunk_entries: rows are taken in blocks of about this many entries, so no full-size copy of M is made.
+        negative: False skips the negative side (``down`` is then zeros), e.g. for M >= 0.
 
     Returns:
         (up, down), each shape (r,), non-negative: max over |S| <= k of sum_{j in S} M_ij is up_i, and the least
@@ -70,7 +72,8 @@ def topk_sums(M: np.ndarray, k: int, chunk_entries: int = 20_000_000) -> tuple[n
     for s0 in range(0, r, step):
         block = M[s0:s0 + step]
         up[s0:s0 + step] = np.partition(np.maximum(block, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
-        down[s0:s0 + step] = np.partition(np.maximum(-block, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
+        if negative:
+            down[s0:s0 + step] = np.partition(np.maximum(-block, 0.0), -k, axis=1)[:, -k:].sum(axis=1)
     return up, down
 
 

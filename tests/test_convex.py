@@ -345,4 +345,7 @@ def test_topk_sums_matches_sorting_each_row():
         want_down = np.sort(np.maximum(-M, 0.0), axis=1)[:, M.shape[1] - kk:].sum(axis=1)
         np.testing.assert_allclose(up, want_up, rtol=1e-14, atol=0)
         np.testing.assert_allclose(down, want_down, rtol=1e-14, atol=0)
+        up_only, none = topk_sums(M, k, chunk_entries=5, negative=False)
+        np.testing.assert_array_equal(up_only, up)
+        assert not none.any()
     assert topk_sums(np.zeros((0, 4)), 2)[0].shape == (0,)
