@@ -28,8 +28,9 @@ x_i^T H^{-1} x_l, the nonlinear part x_i^T (Delta - Delta_lin) = -sum_l P_il v_l
 or, for large n, the box over the heavy rows S (those with the largest share u_l^2 / (C w_l l''_l), as many as
 :data:`MAX_PAIRWISE_ENTRIES` allows) plus the norm bound over the others (it holds for any subset of the rows, as
 H >= X_R^T D_R X_R); the two bounds are intersected. The heavy rows are chosen at the linear reach, and once more at
-the last ranges reached when those do not settle. On Adult (34,189 rows) the norm bound alone settled at M = 1
-only; with 2,924 heavy rows it settles at M = 2 and 3 (median evaluation half-widths 0.012 and 0.033),
+the last ranges reached when those do not settle. On Adult (34,189 rows) the norm bound alone does not settle at
+M = 2; with 2,924 heavy rows the ranges settle at M = 2 and 3 (median evaluation half-widths 0.012 and 0.033;
+``python -m benchmarks.bench_intervals``),
 
 and the shifts themselves are d_i = x_i^T Delta_lin + that, with x_i^T Delta_lin in [lin_lo_i, lin_hi_i] for every
 |A| <= budget (the sums of the row's ``budget`` most negative and most positive x_i^T H^{-1} q_k, widened by the
@@ -142,9 +143,9 @@ whose remainder can be largest (:data:`MAX_PAIRWISE_ENTRIES`) and the norm bound
 MAX_PAIRWISE_ENTRIES = 200_000_000
 """Above :data:`MAX_PAIRWISE_ROWS` training rows, the per-row bound keeps as many columns h (the heavy rows: largest
 squared remainder over curvature, their share of the norm bound) as fit (n + m) x h float64 entries, 1.6 GB at
-most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult the ranges settled at M = 2 and 3
-with it, at M = 2 only with h = 1,754, and at none with the norm bound alone. The whole interval computation peaked
-at 6.7 GB on Adult (M = 2) and 9.6 GB on Dutch (42,294 rows, 4,277 candidates, M = 5), most of it (n, c')
+most (h = 2,924 on Adult: 34,189 training and evaluation rows each). On Adult the ranges settle at M = 2 and 3
+with it and not at M = 2 with the norm bound alone; the whole process peaked at 6.4 GiB on Adult and 9.2 GiB on
+Dutch (42,294 rows, 4,277 candidates) at M = 2 (``python -m benchmarks.bench_intervals``), most of it (n, c')
 arrays; ``pairwise_entries`` trades this part for reach."""
 
 
@@ -437,7 +438,7 @@ def logistic_intervals(problem: FlipProblem, center: np.ndarray, free: np.ndarra
     state = select(heavy_rows(lin_lo, lin_hi))
     lo, hi, nlo, nhi, norm, converged, it = settle()
     reselected = False
-    if not converged and h_cols < n and (deadline is None or time.perf_counter() < deadline):
+    if not converged and 0 < h_cols < n and (deadline is None or time.perf_counter() < deadline):
         last_lo = np.where(np.isfinite(lo), np.clip(lo, -max_shift, 0.0), -max_shift)
         last_hi = np.where(np.isfinite(hi), np.clip(hi, 0.0, max_shift), max_shift)
         state = select(heavy_rows(last_lo, last_hi))

@@ -985,8 +985,8 @@ def solve(
     (soft) limit, and if it is still running at the deadline its process is killed. The report then says so
     (``hard_stopped``, ``time_limit_hit``, status ``user_limit``, no MIP gap), and carries the last improving
     solution and the last MIP dual bound HiGHS had reported on the way, if any (HiGHS's dual bound only rises, and
-    holds whenever it is read; on Adult's logistic certificate at M = 2 the root's bound was known after 2 s and
-    then HiGHS spent 65 s in one step without checking its clock).
+    holds whenever it is read; on Adult's logistic certificate at M = 2 HiGHS had its root bound early, then spent
+    most of its time in one root step without checking its clock).
 
     Args:
         problem, z, constant: as returned by :func:`score_gap_problem` or :func:`exact_threshold_problem`; ``z``

@@ -262,3 +262,21 @@ def test_root_diagnostics_on_a_compas_subsample():
     orders = model_orders(problem, budget, sets)
     assert orders["sets"] == 20
     assert orders["second_order_max_median"] < orders["first_order_max_median"], orders
+
+
+def test_bench_intervals_reports_the_root_intervals():
+    """benchmarks/bench_intervals on shipped COMPAS at M = 2: the per-row bound over every row (n <= 6,000), a
+    certificate, and its median half-width equal to logistic_intervals' own."""
+    from benchmarks.bench_intervals import run
+    from fairflip.datasets import load, stratified_split
+    from fairflip.problem import build_problem
+    from fairflip.solvers.logistic_cert import logistic_intervals
+
+    out = run("compas", 2)
+    assert out["certified"] and out["pairwise_rows"] == out["n"] and not out["reselected"]
+    train, _ = stratified_split(load("compas"), test_size=0.3, seed=0)
+    problem, _ = build_problem(train, firm="logistic", collective_fraction=0.3, direction="auto", seed=0)
+    cands = problem.candidates
+    iv = logistic_intervals(problem, cands[:0], cands, 2, tracked=100, quadratic=False)
+    assert out["median_radius"] == float(np.median(iv.radius))
+    assert 0 < out["open_rows"] < out["n"] and out["peak_rss_gib"] > 0

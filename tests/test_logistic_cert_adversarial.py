@@ -177,12 +177,12 @@ def test_intervals_without_the_pairwise_matrix(monkeypatch, share):
         monkeypatch.setattr(lc, "MAX_PAIRWISE_ENTRIES", entries)  # what the brute-force check below builds
         iv = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, pairwise_entries=entries)
         assert iv.info["pairwise_rows"] == int(share * problem.n)
-        if share:
-            # Ranges that cannot settle (a tiny max_shift): the heavy rows are chosen once more, then no
-            # certificate (infinite radius), never a wrong one.
-            stuck = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, max_shift=1e-9,
-                                          pairwise_entries=entries)
-            assert not stuck.certified and stuck.info["reselected"] and np.all(np.isinf(stuck.radius))
+        # Ranges that cannot settle (a tiny max_shift): the heavy rows are chosen once more (when there are any to
+        # choose), then no certificate (infinite radius), never a wrong one.
+        stuck = lc.logistic_intervals(problem, problem.candidates[:0], problem.candidates, 2, max_shift=1e-9,
+                                      pairwise_entries=entries)
+        assert not stuck.certified and np.all(np.isinf(stuck.radius))
+        assert stuck.info["reselected"] == bool(share)
         ref = Reference(problem, 2, "logistic", C)
         checked += check_intervals_brute(f"no pairwise {s}", problem, 2, C, ref)
     assert checked > 0
